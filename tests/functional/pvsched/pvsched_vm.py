@@ -1,0 +1,458 @@
+"""Host-side helper for the pvsched KVM tests and the demo (stdlib only).
+
+Starts the patched QEMU with the bundled bare-metal guest, talks to the
+guest over the serial socket (guest/PROTOCOL.md) and to QEMU over QMP, and
+reads vCPU thread scheduling attributes from outside the QEMU process.
+
+Every blocking call has a deadline, and PvschedVM.close() (called by the
+context manager and by every failure path) kills QEMU and removes the
+temporary directory, so a broken QEMU or guest can never hang a test run.
+
+SPDX-License-Identifier: GPL-2.0-or-later
+"""
+
+import ctypes
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
+QEMU = os.environ.get('PVSCHED_QEMU',
+                      os.path.join(REPO, 'build', 'qemu-system-x86_64'))
+GUEST = os.environ.get('PVSCHED_GUEST',
+                       os.path.join(REPO, 'build', 'guest', 'pvsched-guest.elf'))
+
+DEFAULT_CPU = 'qemu64,kvm-pvsched=on'
+DEFAULT_POLICY = 'mode=dynamic,boost-class=fifo,boost-priority=8'
+
+# Bounded waits (seconds).  Generous for a loaded CI machine, small enough
+# that a stuck guest fails the test instead of the whole run.
+START_TIMEOUT = 30
+LINE_TIMEOUT = 30
+EXIT_TIMEOUT = 15
+
+# What the isa-debug-exit guest makes QEMU exit with: (0 << 1) | 1 when
+# every CHECK passed, (1 << 1) | 1 otherwise (guest/PROTOCOL.md).
+EXIT_PASS = 1
+EXIT_FAIL = 3
+
+POLICY_NAMES = {0: 'SCHED_OTHER', 1: 'SCHED_FIFO', 2: 'SCHED_RR',
+                3: 'SCHED_BATCH', 5: 'SCHED_IDLE', 6: 'SCHED_DEADLINE'}
+RT_POLICIES = ('SCHED_FIFO', 'SCHED_RR', 'SCHED_DEADLINE')
+
+# stderr lines a healthy run may print: chardev wait=on announcing itself,
+# and the CPU model's features this (nested) host's KVM lacks (qemu64's pni
+# here), which say nothing about pvsched.
+EXPECTED_STDERR = [re.compile(r'info: QEMU waiting for connection on: '),
+                   re.compile(r"warning: host doesn't support requested "
+                              r'feature: ')]
+ERROR_WORDS = re.compile(r'error|warning|assert|abort|fault|panic|crash|'
+                         r'sanitizer', re.I)
+
+WAIT_RE = re.compile(r'^WAIT (\S+) cpu=(\d+)$')
+STATE_RE = re.compile(r'^STATE cpu=(\d+) status=(\S+) req=(\S+)$')
+CHECK_RE = re.compile(r'^CHECK (\S+) (ok|FAIL)(?: (.*))?$')
+DONE_RE = re.compile(r'^DONE pass=(\d+) fail=(\d+)$')
+READY_RE = re.compile(r'^READY (.*)$')
+
+
+class QMPError(Exception):
+    """A QMP command answered with an error; str() is QEMU's description."""
+
+    def __init__(self, cmd, error):
+        self.cmd = cmd
+        self.error = error
+        super().__init__(f"{cmd}: {error.get('class')}: {error.get('desc')}")
+
+
+class GuestProtocolError(AssertionError):
+    """The guest did not do what the test expected (reported as FAIL)."""
+
+
+def _die_with_parent():
+    """In the QEMU child: be killed if the test process dies (even by
+    SIGKILL), so that no QEMU outlives an interrupted run."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def missing_prerequisites(qemu=None, guest=None):
+    """List of reasons the KVM tests cannot run here (empty when they can).
+
+    Callers must treat a non-empty list as a failure, never as a skip: a
+    test run that silently did nothing would look green.
+    """
+    qemu = qemu or QEMU
+    guest = guest or GUEST
+    problems = []
+    if not os.path.exists('/dev/kvm'):
+        problems.append('/dev/kvm does not exist (KVM is required)')
+    elif not os.access('/dev/kvm', os.R_OK | os.W_OK):
+        problems.append('/dev/kvm is not readable and writable by this user')
+    if not os.access(qemu, os.X_OK):
+        problems.append(f'QEMU binary missing or not executable: {qemu} '
+                        f'(set PVSCHED_QEMU)')
+    if not os.path.isfile(guest):
+        problems.append(f'guest kernel missing: {guest} (set PVSCHED_GUEST)')
+    return problems
+
+
+def qemu_args(scenario, append='', smp=2, cpu=DEFAULT_CPU,
+              policy=DEFAULT_POLICY, device=True, extra=()):
+    """Everything on the QEMU command line except the serial/QMP plumbing.
+
+    policy: the pvsched-policy properties after 'id=pol0,' (None: no object);
+    device: add '-device pvsched,policy=pol0'.
+    """
+    args = ['-accel', 'kvm', '-cpu', cpu, '-smp', str(smp), '-m', '128M',
+            '-display', 'none', '-no-reboot', '-nodefaults']
+    if policy is not None:
+        args += ['-object', 'pvsched-policy,id=pol0,' + policy]
+    if device:
+        args += ['-device', 'pvsched,policy=pol0']
+    cmdline = f'scenario={scenario}' + (f' {append}' if append else '')
+    args += ['-kernel', GUEST, '-append', cmdline,
+             '-device', 'isa-debug-exit,iobase=0xf4,iosize=4']
+    return args + list(extra)
+
+
+def run_startup(args, qemu=None, timeout=10):
+    """Run QEMU for a negative start-up test: returns (exit code, stderr).
+
+    Serial goes to a file and there is no QMP, so nothing waits for a
+    client.  If QEMU is still running after `timeout` (it did *not* refuse
+    to start), it is killed and the exit code is None.  Any guest serial
+    output is appended to the returned stderr, so the caller can show what
+    happened; use a scenario that blocks at a WAIT so that a QEMU that
+    wrongly starts cannot also exit on its own.
+    """
+    tmp = tempfile.mkdtemp(prefix='pvsched-')
+    try:
+        serial = os.path.join(tmp, 'serial.log')
+        with open(os.path.join(tmp, 'stderr'), 'w+') as err:
+            proc = subprocess.Popen([qemu or QEMU] + list(args) +
+                                    ['-serial', 'file:' + serial],
+                                    stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=err,
+                                    preexec_fn=_die_with_parent)
+            try:
+                code = proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                code = None
+            err.seek(0)
+            text = err.read()
+        if os.path.exists(serial) and os.path.getsize(serial):
+            with open(serial, errors='replace') as f:
+                text += '\n[the guest ran; its serial output:]\n' + f.read()
+        return code, text
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _proc_sched(pid, tid):
+    """policy and prio from /proc/<pid>/task/<tid>/sched (CONFIG_SCHED_DEBUG)."""
+    vals = {}
+    with open(f'/proc/{pid}/task/{tid}/sched') as f:
+        for line in f:
+            key, sep, val = line.partition(':')
+            if sep and key.strip() in ('policy', 'prio'):
+                vals[key.strip()] = int(val.strip())
+    return vals['policy'], vals['prio']
+
+
+def read_sched(pid, tid):
+    """(policy name, rt priority, nice) of thread `tid`, read from outside.
+
+    Read through the syscalls and through /proc and cross-checked, so that
+    a wrong reading from one of them cannot make a test pass.
+    """
+    # sched_getscheduler() ORs in SCHED_RESET_ON_FORK, which pvsched sets on
+    # every boost; /proc shows the bare policy.
+    policy = os.sched_getscheduler(tid) & ~os.SCHED_RESET_ON_FORK
+    rtprio = os.sched_getparam(tid).sched_priority
+    nice = os.getpriority(os.PRIO_PROCESS, tid)
+    ppolicy, pprio = _proc_sched(pid, tid)
+    name = POLICY_NAMES.get(policy, f'policy{policy}')
+    if name in ('SCHED_FIFO', 'SCHED_RR'):
+        want_prio = 99 - rtprio          # kernel prio = MAX_RT_PRIO-1 - rt
+    elif name == 'SCHED_DEADLINE':
+        want_prio = -1
+    else:
+        want_prio = 120 + nice           # kernel prio = DEFAULT_PRIO + nice
+    if ppolicy != policy or pprio != want_prio:
+        raise AssertionError(
+            f'thread {tid}: syscalls say {name} rtprio={rtprio} nice={nice} '
+            f'(kernel prio {want_prio}) but /proc/{pid}/task/{tid}/sched says '
+            f'policy={ppolicy} prio={pprio}')
+    return name, rtprio, nice
+
+
+def fmt_sched(s):
+    """'SCHED_FIFO 8' for RT, 'SCHED_BATCH nice 5' otherwise."""
+    name, rtprio, nice = s
+    if name in ('SCHED_FIFO', 'SCHED_RR'):
+        return f'{name} {rtprio}'
+    return f'{name} nice {nice}'
+
+
+class PvschedVM:
+    """One QEMU + guest run.  Use as a context manager or call close()."""
+
+    def __init__(self, scenario, append='', smp=2, cpu=DEFAULT_CPU,
+                 policy=DEFAULT_POLICY, device=True, extra=(), paused=False,
+                 qemu=None):
+        self.qemu = qemu or QEMU
+        self.tmp = tempfile.mkdtemp(prefix='pvsched-')
+        self.serial_path = os.path.join(self.tmp, 'serial.sock')
+        self.qmp_path = os.path.join(self.tmp, 'qmp.sock')
+        self.args = [self.qemu] + qemu_args(scenario, append, smp, cpu,
+                                            policy, device, extra) + [
+            '-chardev', f'socket,id=ser0,path={self.serial_path},'
+                        'server=on,wait=on',
+            '-serial', 'chardev:ser0',
+            '-qmp', f'unix:{self.qmp_path},server=on,wait=off']
+        if paused:
+            self.args.append('-S')
+        self.transcript = []     # every serial line, for failure messages
+        self.checks = []         # (name, ok, detail)
+        self.states = {}         # cpu -> (status, req), latest STATE line
+        self.ready = None        # dict from the READY line
+        self.done = None         # (pass, fail) from the DONE line
+        self.events = []         # asynchronous QMP events
+        self.eof = False
+        self.proc = None
+        self._stderr_text = ''
+        self._serial = self._qmp = None
+        self._sbuf = self._qbuf = b''
+        self._qmp_id = 0
+        # stderr to a file: a pipe nobody reads could fill up and block QEMU.
+        self._stderr = open(os.path.join(self.tmp, 'stderr'), 'w+')
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+
+    # ---- lifecycle -------------------------------------------------------
+
+    def _start(self):
+        self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL,
+                                     stdout=self._stderr, stderr=self._stderr,
+                                     preexec_fn=_die_with_parent)
+        deadline = time.monotonic() + START_TIMEOUT
+        # QEMU blocks in chardev creation until the serial client is there,
+        # and only creates the QMP socket after that: serial first.
+        self._serial = self._connect(self.serial_path, deadline)
+        self._qmp = self._connect(self.qmp_path, deadline)
+        greeting = self._qmp_read(deadline)
+        if 'QMP' not in greeting:
+            raise RuntimeError(f'unexpected QMP greeting: {greeting}')
+        self.qmp('qmp_capabilities')
+
+    def _connect(self, path, deadline):
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f'QEMU exited with status '
+                                   f'{self.proc.returncode} before {path} '
+                                   f'accepted a connection; stderr:\n'
+                                   f'{self.stderr()}')
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                s.connect(path)
+                return s
+            except (FileNotFoundError, ConnectionRefusedError):
+                s.close()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f'timed out connecting to {path}; '
+                                   f'stderr:\n{self.stderr()}')
+            time.sleep(0.05)
+
+    def close(self):
+        """Kill QEMU if still running and remove the temporary directory."""
+        for s in (self._serial, self._qmp):
+            if s:
+                s.close()
+        self._serial = self._qmp = None
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if not self._stderr.closed:
+            self.stderr()            # keep the text for reports after close
+            self._stderr.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def stderr(self):
+        """QEMU's stderr (and stdout) so far."""
+        if self._stderr.closed:
+            return self._stderr_text
+        self._stderr.flush()
+        with open(self._stderr.name, errors='replace') as f:
+            self._stderr_text = f.read()
+        return self._stderr_text
+
+    def unexpected_stderr(self):
+        """stderr lines that look like errors, minus the expected ones."""
+        return [l for l in self.stderr().splitlines()
+                if ERROR_WORDS.search(l)
+                and not any(p.search(l) for p in EXPECTED_STDERR)]
+
+    def report(self):
+        """Transcript, stderr and exit status, for assertion messages."""
+        if self.eof and self.proc.poll() is None:
+            try:                 # serial EOF: QEMU is probably exiting
+                self.proc.wait(2)
+            except subprocess.TimeoutExpired:
+                pass
+        code = self.proc.poll()
+        return ('\n--- guest serial ---\n' + '\n'.join(self.transcript) +
+                '\n--- QEMU stderr ---\n' + self.stderr() +
+                '--- QEMU ' + ('still running' if code is None else
+                               f'exit status {code}') + ' ---')
+
+    # ---- QMP ---------------------------------------------------------------
+
+    def _qmp_read(self, deadline):
+        while b'\n' not in self._qbuf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self._qmp], [], [], left)[0]:
+                raise RuntimeError('timed out waiting for QMP')
+            data = self._qmp.recv(65536)
+            if not data:
+                raise RuntimeError('QMP connection closed; stderr:\n' +
+                                   self.stderr())
+            self._qbuf += data
+        line, self._qbuf = self._qbuf.split(b'\n', 1)
+        return json.loads(line)
+
+    def qmp(self, cmd, **args):
+        """Execute a QMP command; returns 'return', raises QMPError."""
+        self._qmp_id += 1
+        msg = {'execute': cmd, 'id': self._qmp_id}
+        if args:
+            msg['arguments'] = args
+        self._qmp.sendall(json.dumps(msg).encode() + b'\n')
+        deadline = time.monotonic() + LINE_TIMEOUT
+        while True:
+            resp = self._qmp_read(deadline)
+            if 'event' in resp:
+                self.events.append(resp)
+            elif resp.get('id') == self._qmp_id:
+                if 'error' in resp:
+                    raise QMPError(cmd, resp['error'])
+                return resp['return']
+
+    def vcpu_tids(self):
+        """{cpu-index: host thread id} from query-cpus-fast."""
+        return {c['cpu-index']: c['thread-id']
+                for c in self.qmp('query-cpus-fast')}
+
+    def sched(self, tid):
+        """(policy name, rt priority, nice) of a thread of this QEMU."""
+        return read_sched(self.pid, tid)
+
+    # ---- serial --------------------------------------------------------------
+
+    def _readline(self, deadline):
+        """Next serial line (without EOL), or None at EOF."""
+        while b'\n' not in self._sbuf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self._serial], [], [], left)[0]:
+                raise GuestProtocolError('timed out waiting for the guest' +
+                                         self.report())
+            data = self._serial.recv(4096)
+            if not data:
+                self.eof = True
+                if self._sbuf:           # last line without a newline
+                    line, self._sbuf = self._sbuf, b''
+                    return self._record(line)
+                return None
+            self._sbuf += data
+        line, self._sbuf = self._sbuf.split(b'\n', 1)
+        return self._record(line)
+
+    def _record(self, raw):
+        line = raw.decode('ascii', 'replace').rstrip('\r')
+        self.transcript.append(line)
+        if m := STATE_RE.match(line):
+            self.states[int(m[1])] = (m[2], m[3])
+        elif m := CHECK_RE.match(line):
+            self.checks.append((m[1], m[2] == 'ok', m[3] or ''))
+        elif m := DONE_RE.match(line):
+            self.done = (int(m[1]), int(m[2]))
+        elif m := READY_RE.match(line):
+            self.ready = dict(w.split('=', 1) for w in m[1].split() if '=' in w)
+        return line
+
+    def next_wait(self, timeout=LINE_TIMEOUT, stop_on_fail=False):
+        """Read up to the next WAIT: returns (tag, cpu), or None after DONE.
+
+        EOF without DONE is always an error; a CHECK FAIL is one when
+        stop_on_fail (the tests want to stop at the first guest failure;
+        the demo wants to show everything).
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            line = self._readline(deadline)
+            if line is None:
+                raise GuestProtocolError('guest serial closed (EOF) before '
+                                         'DONE' + self.report())
+            if stop_on_fail and (m := CHECK_RE.match(line)) and m[2] == 'FAIL':
+                raise GuestProtocolError(f'guest check failed: {line}' +
+                                         self.report())
+            if DONE_RE.match(line):
+                return None
+            if m := WAIT_RE.match(line):
+                return m[1], int(m[2])
+
+    def wait_for(self, tag, cpu, timeout=LINE_TIMEOUT):
+        """Read until 'WAIT <tag> cpu=<cpu>'; fail on anything else first."""
+        what = f'WAIT {tag} cpu={cpu}'
+        got = self.next_wait(timeout, stop_on_fail=True)
+        if got is None:
+            raise GuestProtocolError(f'guest said DONE while the test '
+                                     f'expected {what}' + self.report())
+        if got != (tag, cpu):
+            raise GuestProtocolError(f'expected {what}, guest sent WAIT '
+                                     f'{got[0]} cpu={got[1]}' + self.report())
+
+    def go(self):
+        """Let the guest continue past its WAIT."""
+        self._serial.sendall(b'g')
+
+    def finish(self, timeout=LINE_TIMEOUT):
+        """Read to DONE, then wait for QEMU to exit; returns its exit code.
+
+        A WAIT at this point means the test and the guest disagree about
+        the scenario: fail instead of answering it.
+        """
+        got = self.next_wait(timeout)
+        if got is not None:
+            raise GuestProtocolError(f'expected DONE, guest sent WAIT '
+                                     f'{got[0]} cpu={got[1]}' + self.report())
+        try:
+            return self.proc.wait(EXIT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise GuestProtocolError(f'QEMU still running {EXIT_TIMEOUT}s '
+                                     f'after DONE' + self.report()) from None
+
+    def failed_checks(self):
+        return [c for c in self.checks if not c[1]]
