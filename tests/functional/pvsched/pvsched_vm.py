@@ -105,7 +105,7 @@ def missing_prerequisites(qemu=None, guest=None):
 
 
 def qemu_args(scenario, append='', smp=2, cpu=DEFAULT_CPU,
-              policy=DEFAULT_POLICY, device=True, extra=()):
+              policy=DEFAULT_POLICY, device=True, extra=(), guest=None):
     """Everything on the QEMU command line except the serial/QMP plumbing.
 
     policy: the pvsched-policy properties after 'id=pol0,' (None: no object);
@@ -118,7 +118,7 @@ def qemu_args(scenario, append='', smp=2, cpu=DEFAULT_CPU,
     if device:
         args += ['-device', 'pvsched,policy=pol0']
     cmdline = f'scenario={scenario}' + (f' {append}' if append else '')
-    args += ['-kernel', GUEST, '-append', cmdline,
+    args += ['-kernel', guest or GUEST, '-append', cmdline,
              '-device', 'isa-debug-exit,iobase=0xf4,iosize=4']
     return args + list(extra)
 
@@ -209,13 +209,14 @@ class PvschedVM:
 
     def __init__(self, scenario, append='', smp=2, cpu=DEFAULT_CPU,
                  policy=DEFAULT_POLICY, device=True, extra=(), paused=False,
-                 qemu=None):
+                 qemu=None, guest=None):
         self.qemu = qemu or QEMU
         self.tmp = tempfile.mkdtemp(prefix='pvsched-')
         self.serial_path = os.path.join(self.tmp, 'serial.sock')
         self.qmp_path = os.path.join(self.tmp, 'qmp.sock')
         self.args = [self.qemu] + qemu_args(scenario, append, smp, cpu,
-                                            policy, device, extra) + [
+                                            policy, device, extra,
+                                            guest) + [
             '-chardev', f'socket,id=ser0,path={self.serial_path},'
                         'server=on,wait=on',
             '-serial', 'chardev:ser0',
@@ -448,6 +449,10 @@ class PvschedVM:
         if got is not None:
             raise GuestProtocolError(f'expected DONE, guest sent WAIT '
                                      f'{got[0]} cpu={got[1]}' + self.report())
+        return self.wait_exit()
+
+    def wait_exit(self):
+        """After DONE: QEMU's exit status (isa-debug-exit ends it)."""
         try:
             return self.proc.wait(EXIT_TIMEOUT)
         except subprocess.TimeoutExpired:
