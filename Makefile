@@ -1,0 +1,46 @@
+# pvsched: build the patched QEMU and the bundled guest, run, test, export.
+#
+#   make          install build dependencies, fetch QEMU, build everything
+#   make run      the main job: boot the bundled guest with pvsched under KVM
+#   make check    the whole test suite (what CI runs)
+#   make series   export the patchset as a git format-patch series
+
+TOP := $(abspath .)
+BUILD := $(TOP)/build
+SRC := $(BUILD)/src
+QEMU_BUILD := $(BUILD)/qemu
+QEMU := $(BUILD)/qemu-system-x86_64
+GUEST := $(BUILD)/guest/pvsched-guest.elf
+
+# The test binaries built alongside QEMU.
+TEST_TARGETS := tests/unit/test-pvsched-state tests/qtest/pvsched-test
+
+.PHONY: all deps qemu guest run check series clean FORCE
+
+all: qemu guest
+
+deps:
+	@bash scripts/install-deps.sh
+
+# Cheap to re-run: only changed files are rewritten and rebuilt.
+qemu: deps
+	@pristine=$$(bash scripts/fetch-qemu.sh) && \
+	bash scripts/prepare-tree.sh "$$pristine" $(SRC) && \
+	PVSCHED_NINJA_TARGETS="$(TEST_TARGETS)" \
+	    bash scripts/build-qemu.sh $(SRC) $(QEMU_BUILD) && \
+	ln -sf qemu/qemu-system-x86_64 $(QEMU)
+
+guest: deps
+	@$(MAKE) --no-print-directory -C guest O=$(BUILD)/guest
+
+run: all
+	python3 scripts/pvsched-demo.py --qemu $(QEMU) --guest $(GUEST)
+
+check: all
+	@bash scripts/run-tests.sh
+
+series: qemu
+	@bash scripts/export-series.sh $(BUILD)/series
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,122 @@
+/*
+ * pvsched: the host scheduling backend
+ *
+ * Debian 12's glibc has neither sched_setattr() nor struct sched_attr, so
+ * call the system calls directly with the kernel's layout.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include <sys/syscall.h>
+#include "pvsched/sched-attr.h"
+
+#ifndef SCHED_DEADLINE
+#define SCHED_DEADLINE 6
+#endif
+
+/* The kernel's struct sched_attr, SCHED_ATTR_SIZE_VER1. */
+struct pvsched_kernel_attr {
+    uint32_t size;
+    uint32_t sched_policy;
+    uint64_t sched_flags;
+    int32_t sched_nice;
+    uint32_t sched_priority;
+    uint64_t sched_runtime;
+    uint64_t sched_deadline;
+    uint64_t sched_period;
+    uint32_t sched_util_min;
+    uint32_t sched_util_max;
+};
+
+static int host_get(PvschedSchedAttr *attr, void *opaque)
+{
+    struct pvsched_kernel_attr k = { 0 };
+
+    if (syscall(SYS_sched_getattr, 0, &k, sizeof(k), 0) < 0) {
+        return -errno;
+    }
+    *attr = (PvschedSchedAttr) {
+        .policy = k.sched_policy,
+        .flags = k.sched_flags,
+        .nice = k.sched_nice,
+        .priority = k.sched_priority,
+        .runtime = k.sched_runtime,
+        .deadline = k.sched_deadline,
+        .period = k.sched_period,
+    };
+    return 0;
+}
+
+static int host_set(const PvschedSchedAttr *attr, void *opaque)
+{
+    struct pvsched_kernel_attr k = {
+        .size = sizeof(k),
+        .sched_policy = attr->policy,
+        .sched_flags = attr->flags,
+        .sched_nice = attr->nice,
+        .sched_priority = attr->priority,
+        .sched_runtime = attr->runtime,
+        .sched_deadline = attr->deadline,
+        .sched_period = attr->period,
+    };
+
+    if (syscall(SYS_sched_setattr, 0, &k, 0) < 0) {
+        return -errno;
+    }
+    return 0;
+}
+
+static int64_t clock_ns(clockid_t clk)
+{
+    struct timespec ts;
+
+    clock_gettime(clk, &ts);
+    return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int64_t host_thread_cpu_ns(void *opaque)
+{
+    return clock_ns(CLOCK_THREAD_CPUTIME_ID);
+}
+
+static int64_t host_now_ns(void *opaque)
+{
+    return clock_ns(CLOCK_MONOTONIC);
+}
+
+const PvschedBackend pvsched_host_backend = {
+    .get = host_get,
+    .set = host_set,
+    .thread_cpu_ns = host_thread_cpu_ns,
+    .now_ns = host_now_ns,
+};
+
+const char *pvsched_policy_name(uint32_t policy)
+{
+    switch (policy) {
+    case SCHED_OTHER:
+        return "other";
+    case SCHED_FIFO:
+        return "fifo";
+    case SCHED_RR:
+        return "rr";
+    case SCHED_BATCH:
+        return "batch";
+    case SCHED_IDLE:
+        return "idle";
+    case SCHED_DEADLINE:
+        return "deadline";
+    default:
+        return "unknown";
+    }
+}
+
+bool pvsched_sched_attr_equal(const PvschedSchedAttr *a,
+                              const PvschedSchedAttr *b)
+{
+    return a->policy == b->policy && a->flags == b->flags &&
+           a->nice == b->nice && a->priority == b->priority &&
+           a->runtime == b->runtime && a->deadline == b->deadline &&
+           a->period == b->period;
+}

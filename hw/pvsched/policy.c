@@ -1,0 +1,289 @@
+/*
+ * pvsched: the per-VM policy object (-object pvsched-policy)
+ *
+ * The properties describe what "boosted" means.  On completion they are
+ * validated (including whether this process may use them at all) and
+ * published as an immutable snapshot that vCPU threads read under RCU.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <linux/capability.h>
+#include "qapi/error.h"
+#include "qapi/visitor.h"
+#include "qapi/qapi-types-pvsched.h"
+#include "qemu/rcu.h"
+#include "qom/object_interfaces.h"
+#include "pvsched/policy.h"
+
+#define DEFAULT_BOOST_PRIORITY  1
+#define DEFAULT_MAX_BOOST_US    3000    /* as in the KVM RFC */
+/* 3 ms boosted then 27 ms throttled: at most 10% of a CPU taken by force. */
+#define DEFAULT_COOLDOWN_US     27000
+#define MAX_US                  (1000 * 1000 * 1000)
+
+typedef struct PvschedPolicySnapshot {
+    struct rcu_head rcu;
+    PvschedBoostConfig cfg;
+} PvschedPolicySnapshot;
+
+struct PvschedPolicy {
+    Object parent_obj;
+
+    /* Properties, as set; published by pvsched_policy_publish(). */
+    PvschedMode mode;
+    PvschedBoostClass boost_class;
+    uint32_t boost_priority;
+    uint32_t max_boost_us;
+    uint32_t cooldown_us;
+    bool complete;
+
+    PvschedPolicySnapshot *snap;    /* RCU */
+};
+
+static PvschedBoostConfig policy_to_config(PvschedPolicy *pol)
+{
+    static const PvschedStateMode modes[] = {
+        [PVSCHED_MODE_DYNAMIC] = PVSCHED_STATE_DYNAMIC,
+        [PVSCHED_MODE_STATIC] = PVSCHED_STATE_STATIC,
+        [PVSCHED_MODE_OFF] = PVSCHED_STATE_OFF,
+    };
+    static const uint32_t policies[] = {
+        [PVSCHED_BOOST_CLASS_FIFO] = SCHED_FIFO,
+        [PVSCHED_BOOST_CLASS_RR] = SCHED_RR,
+    };
+
+    return (PvschedBoostConfig) {
+        .mode = modes[pol->mode],
+        .boost = {
+            .policy = policies[pol->boost_class],
+            .priority = pol->boost_priority,
+        },
+        .max_boost_ns = pol->max_boost_us * 1000LL,
+        .cooldown_ns = pol->cooldown_us * 1000LL,
+    };
+}
+
+static bool have_cap_sys_nice(void)
+{
+    struct __user_cap_header_struct hdr = {
+        .version = _LINUX_CAPABILITY_VERSION_3,
+    };
+    struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = { };
+
+    if (syscall(SYS_capget, &hdr, data) < 0) {
+        return false;
+    }
+    return data[CAP_TO_INDEX(CAP_SYS_NICE)].effective &
+           CAP_TO_MASK(CAP_SYS_NICE);
+}
+
+/*
+ * Refuse at start-up what would fail at the first boost: a boost that
+ * silently does nothing is worse than no boost.
+ */
+static bool policy_check_permission(PvschedPolicy *pol, Error **errp)
+{
+    struct rlimit rl;
+
+    if (pol->mode == PVSCHED_MODE_OFF || have_cap_sys_nice()) {
+        return true;
+    }
+    if (getrlimit(RLIMIT_RTPRIO, &rl) == 0 &&
+        rl.rlim_cur >= pol->boost_priority) {
+        return true;
+    }
+    error_setg(errp, "pvsched-policy: boost-class=%s,boost-priority=%u "
+               "needs CAP_SYS_NICE or RLIMIT_RTPRIO >= %u, and QEMU has "
+               "neither", PvschedBoostClass_str(pol->boost_class),
+               pol->boost_priority, pol->boost_priority);
+    error_append_hint(errp, "Grant QEMU CAP_SYS_NICE, or raise its "
+                      "RLIMIT_RTPRIO (e.g. 'ulimit -r %u' or "
+                      "'prlimit --rtprio=%u') before starting it.\n",
+                      pol->boost_priority, pol->boost_priority);
+    return false;
+}
+
+static void policy_publish(PvschedPolicy *pol)
+{
+    PvschedPolicySnapshot *snap = g_new0(PvschedPolicySnapshot, 1);
+    PvschedPolicySnapshot *old = pol->snap;
+
+    snap->cfg = policy_to_config(pol);
+    qatomic_rcu_set(&pol->snap, snap);
+    if (old) {
+        g_free_rcu(old, rcu);
+    }
+}
+
+void pvsched_policy_get_config(PvschedPolicy *pol, PvschedBoostConfig *cfg)
+{
+    RCU_READ_LOCK_GUARD();
+    *cfg = qatomic_rcu_read(&pol->snap)->cfg;
+}
+
+/*
+ * Run-time changes to the policy are not supported yet: refuse them
+ * rather than accept a value that would not take effect.
+ */
+static bool policy_check_mutable(PvschedPolicy *pol, const char *name,
+                                 Error **errp)
+{
+    if (pol->complete) {
+        error_setg(errp, "pvsched-policy: '%s' cannot be changed once the "
+                   "object is created", name);
+        return false;
+    }
+    return true;
+}
+
+static int policy_get_mode(Object *obj, Error **errp)
+{
+    return PVSCHED_POLICY(obj)->mode;
+}
+
+static void policy_set_mode(Object *obj, int value, Error **errp)
+{
+    PvschedPolicy *pol = PVSCHED_POLICY(obj);
+
+    if (policy_check_mutable(pol, "mode", errp)) {
+        pol->mode = value;
+    }
+}
+
+static int policy_get_boost_class(Object *obj, Error **errp)
+{
+    return PVSCHED_POLICY(obj)->boost_class;
+}
+
+static void policy_set_boost_class(Object *obj, int value, Error **errp)
+{
+    PvschedPolicy *pol = PVSCHED_POLICY(obj);
+
+    if (policy_check_mutable(pol, "boost-class", errp)) {
+        pol->boost_class = value;
+    }
+}
+
+typedef struct PolicyU32Prop {
+    const char *name;
+    size_t offset;
+    uint32_t min, max;
+    const char *desc;
+} PolicyU32Prop;
+
+static const PolicyU32Prop policy_u32_props[] = {
+    { "boost-priority", offsetof(PvschedPolicy, boost_priority), 1, 99,
+      "Real-time priority of a boosted vCPU thread (1..99)" },
+    { "max-boost-us", offsetof(PvschedPolicy, max_boost_us), 0, MAX_US,
+      "Boosted CPU time allowed per boost, in microseconds (0: no bound)" },
+    { "cooldown-us", offsetof(PvschedPolicy, cooldown_us), 0, MAX_US,
+      "Time a throttled vCPU ignores BOOST, in microseconds" },
+};
+
+static void policy_get_u32(Object *obj, Visitor *v, const char *name,
+                           void *opaque, Error **errp)
+{
+    const PolicyU32Prop *p = opaque;
+    uint32_t *field = (uint32_t *)((char *)obj + p->offset);
+
+    visit_type_uint32(v, name, field, errp);
+}
+
+static void policy_set_u32(Object *obj, Visitor *v, const char *name,
+                           void *opaque, Error **errp)
+{
+    const PolicyU32Prop *p = opaque;
+    uint32_t *field = (uint32_t *)((char *)obj + p->offset);
+    uint32_t value;
+
+    if (!policy_check_mutable(PVSCHED_POLICY(obj), name, errp) ||
+        !visit_type_uint32(v, name, &value, errp)) {
+        return;
+    }
+    if (value < p->min || value > p->max) {
+        error_setg(errp, "pvsched-policy: %s=%u is out of range: it must be "
+                   "between %u and %u", name, value, p->min, p->max);
+        return;
+    }
+    *field = value;
+}
+
+static void policy_complete(UserCreatable *uc, Error **errp)
+{
+    PvschedPolicy *pol = PVSCHED_POLICY(uc);
+
+    if (!policy_check_permission(pol, errp)) {
+        return;
+    }
+    policy_publish(pol);
+    pol->complete = true;
+}
+
+static void policy_instance_init(Object *obj)
+{
+    PvschedPolicy *pol = PVSCHED_POLICY(obj);
+
+    pol->mode = PVSCHED_MODE_DYNAMIC;
+    pol->boost_class = PVSCHED_BOOST_CLASS_FIFO;
+    pol->boost_priority = DEFAULT_BOOST_PRIORITY;
+    pol->max_boost_us = DEFAULT_MAX_BOOST_US;
+    pol->cooldown_us = DEFAULT_COOLDOWN_US;
+}
+
+static void policy_instance_finalize(Object *obj)
+{
+    PvschedPolicy *pol = PVSCHED_POLICY(obj);
+
+    if (pol->snap) {
+        g_free_rcu(pol->snap, rcu);
+    }
+}
+
+static void policy_class_init(ObjectClass *oc, void *data)
+{
+    UserCreatableClass *ucc = USER_CREATABLE_CLASS(oc);
+    int i;
+
+    ucc->complete = policy_complete;
+
+    object_class_property_add_enum(oc, "mode", "PvschedMode",
+                                   &PvschedMode_lookup,
+                                   policy_get_mode, policy_set_mode);
+    object_class_property_set_description(oc, "mode",
+        "dynamic: boosted while the guest asks; static: always boosted; "
+        "off: never boosted");
+    object_class_property_add_enum(oc, "boost-class", "PvschedBoostClass",
+                                   &PvschedBoostClass_lookup,
+                                   policy_get_boost_class,
+                                   policy_set_boost_class);
+    object_class_property_set_description(oc, "boost-class",
+        "Host scheduling class of a boosted vCPU thread");
+    for (i = 0; i < ARRAY_SIZE(policy_u32_props); i++) {
+        const PolicyU32Prop *p = &policy_u32_props[i];
+
+        object_class_property_add(oc, p->name, "uint32", policy_get_u32,
+                                  policy_set_u32, NULL, (void *)p);
+        object_class_property_set_description(oc, p->name, p->desc);
+    }
+}
+
+static const TypeInfo pvsched_policy_types[] = {
+    {
+        .name = TYPE_PVSCHED_POLICY,
+        .parent = TYPE_OBJECT,
+        .instance_size = sizeof(PvschedPolicy),
+        .instance_init = policy_instance_init,
+        .instance_finalize = policy_instance_finalize,
+        .class_init = policy_class_init,
+        .interfaces = (const InterfaceInfo[]) {
+            { TYPE_USER_CREATABLE },
+            { }
+        },
+    },
+};
+
+DEFINE_TYPES(pvsched_policy_types)

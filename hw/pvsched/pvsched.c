@@ -1,0 +1,202 @@
+/*
+ * pvsched: guest-assisted vCPU scheduling (-device pvsched)
+ *
+ * A bus-less device that routes the pvsched MSR to QEMU through the KVM
+ * MSR filter and installs the run-loop hook.  The guest's requests flow
+ * guest area -> run-loop hook -> state machine -> scheduling backend ->
+ * the vCPU's own thread; see docs/system/pvsched.rst.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "qemu/module.h"
+#include "hw/boards.h"
+#include "hw/core/cpu.h"
+#include "hw/qdev-properties.h"
+#include "migration/vmstate.h"
+#include "system/kvm.h"
+#include "system/reset.h"
+#include "target/i386/cpu.h"
+#include "target/i386/kvm/kvm_i386.h"
+#include "pvsched/kvm-hook.h"
+#include "pvsched/vcpu.h"
+#include "trace.h"
+
+#define TYPE_PVSCHED "pvsched"
+OBJECT_DECLARE_SIMPLE_TYPE(PvschedState, PVSCHED)
+
+struct PvschedState {
+    DeviceState parent_obj;
+
+    PvschedPolicy *policy;
+    unsigned nr_vcpus;
+    PvschedVcpu *vcpus;         /* indexed by cpu_index */
+};
+
+/* MSR handlers get no opaque pointer; realize allows one device. */
+static PvschedState *pvsched_state;
+
+static PvschedVcpu *vcpu_of(CPUState *cs)
+{
+    return &pvsched_state->vcpus[cs->cpu_index];
+}
+
+static bool pvsched_rdmsr(X86CPU *cpu, uint32_t msr, uint64_t *val)
+{
+    *val = vcpu_of(CPU(cpu))->msr_val;
+    return true;
+}
+
+static bool pvsched_wrmsr(X86CPU *cpu, uint32_t msr, uint64_t val)
+{
+    return pvsched_vcpu_msr_write(vcpu_of(CPU(cpu)), val);
+}
+
+static void pvsched_post_run(CPUState *cs, void *opaque)
+{
+    PvschedState *s = opaque;
+
+    pvsched_vcpu_sync(&s->vcpus[cs->cpu_index]);
+}
+
+static const KVMPvschedHook pvsched_hook = {
+    .post_run = pvsched_post_run,
+};
+
+static bool pvsched_cpus_advertise(Error **errp)
+{
+    CPUState *cs;
+
+    CPU_FOREACH(cs) {
+        CPUX86State *env = &X86_CPU(cs)->env;
+
+        if (!(env->features[FEAT_KVM] & (1U << PVSCHED_CPUID_FEATURE_BIT))) {
+            error_setg(errp, "pvsched: vCPU %d does not advertise pvsched "
+                       "to the guest", cs->cpu_index);
+            error_append_hint(errp, "Add kvm-pvsched=on to -cpu, e.g. "
+                              "-cpu qemu64,kvm-pvsched=on\n");
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool pvsched_check(PvschedState *s, Error **errp)
+{
+    if (pvsched_state) {
+        error_setg(errp, "pvsched: at most one pvsched device is permitted");
+        return false;
+    }
+    if (!s->policy) {
+        error_setg(errp, "pvsched: the 'policy' property is not set");
+        error_append_hint(errp, "Add -object pvsched-policy,id=pol0 and "
+                          "-device pvsched,policy=pol0\n");
+        return false;
+    }
+    if (!pvsched_cpus_advertise(errp)) {
+        return false;
+    }
+    if (!kvm_enabled()) {
+        error_setg(errp, "pvsched: needs the KVM accelerator");
+        error_append_hint(errp, "Add -accel kvm\n");
+        return false;
+    }
+    return true;
+}
+
+static void pvsched_realize(DeviceState *dev, Error **errp)
+{
+    PvschedState *s = PVSCHED(dev);
+    MachineState *ms = MACHINE(qdev_get_machine());
+    int i, ret;
+
+    if (!pvsched_check(s, errp)) {
+        return;
+    }
+    ret = kvm_filter_msr(kvm_state, PVSCHED_MSR, pvsched_rdmsr, pvsched_wrmsr);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "pvsched: cannot route MSR 0x%x to QEMU",
+                         PVSCHED_MSR);
+        error_append_hint(errp, "The host kernel must support "
+                          "KVM_CAP_X86_USER_SPACE_MSR and MSR filters.\n");
+        return;
+    }
+
+    /* Room for every vCPU the machine may ever have, hotplugged ones too. */
+    s->nr_vcpus = ms->smp.max_cpus;
+    s->vcpus = g_new(PvschedVcpu, s->nr_vcpus);
+    for (i = 0; i < s->nr_vcpus; i++) {
+        pvsched_vcpu_init(&s->vcpus[i], i, s->policy);
+    }
+    pvsched_state = s;
+
+    /* Before any vCPU runs guest code: machine creation is not done. */
+    if (!kvm_pvsched_install_hook(&pvsched_hook)) {
+        error_setg(errp, "pvsched: the KVM run-loop hook is already taken");
+        return;
+    }
+    /* Bus-less: nobody resets us unless we ask. */
+    qemu_register_resettable(OBJECT(s));
+}
+
+static void pvsched_reset_vcpu(CPUState *cs, run_on_cpu_data data)
+{
+    pvsched_vcpu_reset(data.host_ptr);
+}
+
+static void pvsched_reset_hold(Object *obj, ResetType type)
+{
+    PvschedState *s = PVSCHED(obj);
+    CPUState *cs;
+
+    /*
+     * Each vCPU thread changes only its own attributes: queue the unboost
+     * on it.  vCPUs are stopped during reset and run the work before they
+     * enter the guest again.
+     */
+    CPU_FOREACH(cs) {
+        PvschedVcpu *v = &s->vcpus[cs->cpu_index];
+
+        if (v->st.status != PVSCHED_STATUS_DISABLED || v->area.hva) {
+            async_run_on_cpu(cs, pvsched_reset_vcpu, RUN_ON_CPU_HOST_PTR(v));
+        }
+    }
+}
+
+/* Migration of registrations is not implemented yet: block it loudly. */
+static const VMStateDescription vmstate_pvsched = {
+    .name = TYPE_PVSCHED,
+    .unmigratable = 1,
+};
+
+static const Property pvsched_properties[] = {
+    DEFINE_PROP_LINK("policy", PvschedState, policy, TYPE_PVSCHED_POLICY,
+                     PvschedPolicy *),
+};
+
+static void pvsched_class_init(ObjectClass *oc, void *data)
+{
+    DeviceClass *dc = DEVICE_CLASS(oc);
+    ResettableClass *rc = RESETTABLE_CLASS(oc);
+
+    dc->realize = pvsched_realize;
+    dc->vmsd = &vmstate_pvsched;
+    dc->hotpluggable = false;
+    dc->desc = "guest-assisted vCPU scheduling";
+    device_class_set_props(dc, pvsched_properties);
+    set_bit(DEVICE_CATEGORY_MISC, dc->categories);
+    rc->phases.hold = pvsched_reset_hold;
+}
+
+static const TypeInfo pvsched_types[] = {
+    {
+        .name = TYPE_PVSCHED,
+        .parent = TYPE_DEVICE,
+        .instance_size = sizeof(PvschedState),
+        .class_init = pvsched_class_init,
+    },
+};
+
+DEFINE_TYPES(pvsched_types)

@@ -1,0 +1,186 @@
+/*
+ * pvsched: the per-vCPU boost state machine
+ *
+ * DISABLED --enable--> NORMAL <--BOOST/UNBOOST--> BOOSTED
+ *                        ^                          |
+ *                        +--cooldown-- THROTTLED <--+ boosted CPU time
+ *                                                     over the bound
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "pvsched/vcpu-state.h"
+
+#ifndef SCHED_RESET_ON_FORK
+#define SCHED_RESET_ON_FORK 0x40000000
+#endif
+#define SCHED_FLAG_RESET_ON_FORK 0x01
+
+void pvsched_state_init(PvschedVcpuState *st)
+{
+    *st = (PvschedVcpuState) { .status = PVSCHED_STATUS_DISABLED };
+}
+
+const char *pvsched_status_name(uint64_t status)
+{
+    static const char *const names[] = {
+        [PVSCHED_STATUS_DISABLED] = "disabled",
+        [PVSCHED_STATUS_NORMAL] = "normal",
+        [PVSCHED_STATUS_BOOSTED] = "boosted",
+        [PVSCHED_STATUS_THROTTLED] = "throttled",
+    };
+
+    return status < ARRAY_SIZE(names) ? names[status] : "invalid";
+}
+
+static int boost(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
+                 const PvschedBackend *be)
+{
+    PvschedSchedAttr attr = cfg->boost;
+    PvschedSchedAttr saved;
+    int ret;
+
+    /*
+     * Found now, not at start-up: whatever libvirt's vcpusched or chrt
+     * set since is what unboost must give back.
+     */
+    ret = be->get(&saved, be->opaque);
+    if (ret < 0) {
+        return ret;
+    }
+    /* QEMU creates threads from vCPU threads: they must not inherit RT. */
+    attr.flags |= SCHED_FLAG_RESET_ON_FORK;
+    ret = be->set(&attr, be->opaque);
+    if (ret < 0) {
+        return ret;
+    }
+    st->saved = saved;
+    st->applied = attr;
+    st->boost_cpu_ns = be->thread_cpu_ns(be->opaque);
+    st->boosts++;
+    return 0;
+}
+
+static int unboost(PvschedVcpuState *st, const PvschedBackend *be)
+{
+    /* Lowering one's own priority needs no privilege... */
+    int ret = be->set(&st->saved, be->opaque);
+
+    if (ret < 0) {
+        /*
+         * ...unless the saved attributes were raised by someone else (a
+         * negative nice, say).  Never stay boosted: fall back to plain
+         * SCHED_OTHER, which is always allowed.
+         */
+        PvschedSchedAttr other = { .policy = SCHED_OTHER };
+
+        if (be->set(&other, be->opaque) == 0) {
+            st->saved = other;
+        } else {
+            return ret;
+        }
+    }
+    st->boosted_cpu_ns += be->thread_cpu_ns(be->opaque) - st->boost_cpu_ns;
+    st->applied = st->saved;
+    st->unboosts++;
+    return ret;
+}
+
+static bool set_status(PvschedVcpuState *st, uint64_t status)
+{
+    bool changed = st->status != status;
+
+    st->status = status;
+    return changed;
+}
+
+bool pvsched_state_enable(PvschedVcpuState *st, const PvschedBackend *be)
+{
+    /* Re-registering moves the area; whatever was boosted is dropped. */
+    bool changed = pvsched_state_disable(st, be);
+
+    return set_status(st, PVSCHED_STATUS_NORMAL) || changed;
+}
+
+bool pvsched_state_disable(PvschedVcpuState *st, const PvschedBackend *be)
+{
+    if (st->status == PVSCHED_STATUS_BOOSTED) {
+        st->last_error = unboost(st, be);
+    }
+    return set_status(st, PVSCHED_STATUS_DISABLED);
+}
+
+static bool over_bound(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
+                       const PvschedBackend *be)
+{
+    return cfg->max_boost_ns &&
+           be->thread_cpu_ns(be->opaque) - st->boost_cpu_ns >
+           cfg->max_boost_ns;
+}
+
+static bool throttle(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
+                     const PvschedBackend *be)
+{
+    st->last_error = unboost(st, be);
+    st->throttles++;
+    st->cooldown_end_ns = be->now_ns(be->opaque) + cfg->cooldown_ns;
+    return set_status(st, PVSCHED_STATUS_THROTTLED);
+}
+
+static bool want_boost(const PvschedBoostConfig *cfg, uint8_t boost_req,
+                       bool boosted)
+{
+    switch (cfg->mode) {
+    case PVSCHED_STATE_STATIC:
+        return true;
+    case PVSCHED_STATE_OFF:
+        return false;
+    default:
+        /* NONE, and any value the ABI does not define, change nothing. */
+        if (boost_req == PVSCHED_REQ_BOOST) {
+            return true;
+        }
+        if (boost_req == PVSCHED_REQ_UNBOOST) {
+            return false;
+        }
+        return boosted;
+    }
+}
+
+bool pvsched_state_update(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
+                          const PvschedBackend *be, uint8_t boost_req)
+{
+    bool changed = false;
+    int ret;
+
+    switch (st->status) {
+    case PVSCHED_STATUS_DISABLED:
+        return false;
+    case PVSCHED_STATUS_THROTTLED:
+        if (be->now_ns(be->opaque) < st->cooldown_end_ns) {
+            return false;
+        }
+        changed = set_status(st, PVSCHED_STATUS_NORMAL);
+        break;
+    case PVSCHED_STATUS_BOOSTED:
+        if (over_bound(st, cfg, be)) {
+            return throttle(st, cfg, be);
+        }
+        break;
+    }
+
+    if (want_boost(cfg, boost_req, st->status == PVSCHED_STATUS_BOOSTED)) {
+        if (st->status == PVSCHED_STATUS_NORMAL) {
+            ret = boost(st, cfg, be);
+            st->last_error = ret;
+            if (ret == 0) {
+                changed |= set_status(st, PVSCHED_STATUS_BOOSTED);
+            }
+        }
+    } else if (st->status == PVSCHED_STATUS_BOOSTED) {
+        st->last_error = unboost(st, be);
+        changed |= set_status(st, PVSCHED_STATUS_NORMAL);
+    }
+    return changed;
+}

@@ -1,0 +1,119 @@
+/*
+ * pvsched: one vCPU, from its guest area to its thread's scheduling
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "pvsched/vcpu.h"
+#include "trace.h"
+
+static const PvschedBackend *backend = &pvsched_host_backend;
+
+void pvsched_vcpu_init(PvschedVcpu *v, int index, PvschedPolicy *policy)
+{
+    *v = (PvschedVcpu) { .index = index, .policy = policy };
+    pvsched_state_init(&v->st);
+}
+
+static void trace_change(PvschedVcpu *v, uint64_t old, uint8_t req)
+{
+    trace_pvsched_status(v->index, pvsched_status_name(old),
+                         pvsched_status_name(v->st.status), req,
+                         pvsched_policy_name(v->st.applied.policy),
+                         v->st.applied.priority);
+    if (v->st.last_error) {
+        trace_pvsched_sched_error(v->index, v->st.last_error);
+    }
+}
+
+static void publish(PvschedVcpu *v, bool changed, uint64_t old, uint8_t req)
+{
+    if (changed) {
+        pvsched_area_set_status(&v->area, v->st.status);
+    }
+    if (changed || v->st.last_error) {
+        trace_change(v, old, req);
+    }
+}
+
+void pvsched_vcpu_apply(PvschedVcpu *v)
+{
+    PvschedBoostConfig cfg;
+    uint8_t req = pvsched_area_boost_req(&v->area);
+    uint64_t old = v->st.status;
+
+    pvsched_policy_get_config(v->policy, &cfg);
+    publish(v, pvsched_state_update(&v->st, &cfg, backend, req), old, req);
+}
+
+static void disable(PvschedVcpu *v, bool tell_guest)
+{
+    uint64_t old = v->st.status;
+    bool changed = pvsched_state_disable(&v->st, backend);
+
+    if (tell_guest) {
+        pvsched_area_set_status(&v->area, v->st.status);
+    }
+    if (changed) {
+        trace_change(v, old, 0);
+    }
+    pvsched_area_unmap(&v->area);
+    v->msr_val = 0;
+}
+
+static bool enable(PvschedVcpu *v, uint64_t val)
+{
+    PvschedArea area;
+    const char *why;
+    uint64_t old = v->st.status;
+
+    if (!pvsched_area_map(&area, val & ~PVSCHED_MSR_ENABLE, &why)) {
+        trace_pvsched_msr_invalid(v->index, val, why);
+        return false;
+    }
+    if (v->area.hva) {
+        disable(v, true);
+    }
+    v->area = area;
+    v->msr_val = val;
+    trace_pvsched_msr_enable(v->index, val & ~PVSCHED_MSR_ENABLE);
+    /* Status becomes NORMAL; a pending BOOST waits for the next exit. */
+    pvsched_state_enable(&v->st, backend);
+    publish(v, true, old, 0);
+    return true;
+}
+
+bool pvsched_vcpu_msr_write(PvschedVcpu *v, uint64_t val)
+{
+    if (val == PVSCHED_MSR_DOORBELL) {
+        trace_pvsched_msr_doorbell(v->index);
+        pvsched_vcpu_sync(v);   /* a no-op while disabled */
+        return true;
+    }
+    if (val == PVSCHED_MSR_DISABLE) {
+        trace_pvsched_msr_disable(v->index);
+        if (v->area.hva) {
+            disable(v, true);
+        }
+        return true;
+    }
+    if (!(val & PVSCHED_MSR_ENABLE)) {
+        trace_pvsched_msr_invalid(v->index, val, "enable bit clear");
+        return false;
+    }
+    if (val & PVSCHED_MSR_RESERVED_MASK) {
+        trace_pvsched_msr_invalid(v->index, val, "reserved bits 5:1 set");
+        return false;
+    }
+    return enable(v, val);
+}
+
+void pvsched_vcpu_reset(PvschedVcpu *v)
+{
+    trace_pvsched_reset(v->index);
+    if (v->area.hva) {
+        /* After reset the area is guest memory like any other: hands off. */
+        disable(v, false);
+    }
+}

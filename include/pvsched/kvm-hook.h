@@ -1,0 +1,36 @@
+/*
+ * pvsched: the KVM run-loop hook
+ *
+ * kvm_cpu_exec() calls kvm_pvsched_post_run() on the vCPU thread after
+ * every KVM_RUN return, without the BQL, before the exit is handled.
+ * At most one hook exists: the pvsched device installs it at realize,
+ * before any vCPU runs guest code, and never removes it.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef PVSCHED_KVM_HOOK_H
+#define PVSCHED_KVM_HOOK_H
+
+typedef void KVMPvschedHookFn(CPUState *cpu, void *opaque);
+
+typedef struct KVMPvschedHook {
+    KVMPvschedHookFn *post_run;
+    void *opaque;
+} KVMPvschedHook;
+
+extern const KVMPvschedHook *kvm_pvsched_hook;
+
+/* Install @hook; fails (returns false) if another hook is installed. */
+bool kvm_pvsched_install_hook(const KVMPvschedHook *hook);
+
+static inline void kvm_pvsched_post_run(CPUState *cpu)
+{
+    const KVMPvschedHook *hook = qatomic_load_acquire(&kvm_pvsched_hook);
+
+    if (unlikely(hook)) {
+        hook->post_run(cpu, hook->opaque);
+    }
+}
+
+#endif

@@ -1,0 +1,22 @@
+/*
+ * pvsched: the per-VM policy object (-object pvsched-policy)
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef PVSCHED_POLICY_H
+#define PVSCHED_POLICY_H
+
+#include "qom/object.h"
+#include "pvsched/vcpu-state.h"
+
+#define TYPE_PVSCHED_POLICY "pvsched-policy"
+OBJECT_DECLARE_SIMPLE_TYPE(PvschedPolicy, PVSCHED_POLICY)
+
+/*
+ * Copy the policy in force into @cfg.  Lock-free (RCU): vCPU threads call
+ * it from the run loop without the BQL.
+ */
+void pvsched_policy_get_config(PvschedPolicy *pol, PvschedBoostConfig *cfg);
+
+#endif

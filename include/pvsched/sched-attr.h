@@ -1,0 +1,45 @@
+/*
+ * pvsched: host scheduling attributes and the backend that applies them
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef PVSCHED_SCHED_ATTR_H
+#define PVSCHED_SCHED_ATTR_H
+
+/*
+ * The fields of the kernel's struct sched_attr that pvsched uses.  Kept
+ * separate from the kernel layout so the state machine and its unit tests
+ * need no syscall.
+ */
+typedef struct PvschedSchedAttr {
+    uint32_t policy;        /* SCHED_OTHER, SCHED_FIFO, ... */
+    uint64_t flags;         /* SCHED_FLAG_* */
+    int32_t nice;
+    uint32_t priority;      /* 1..99 for SCHED_FIFO/SCHED_RR */
+    uint64_t runtime;       /* SCHED_DEADLINE, ns */
+    uint64_t deadline;
+    uint64_t period;
+} PvschedSchedAttr;
+
+/*
+ * The scheduling backend: every call acts on the calling thread only.
+ * Each thread changes its own attributes, so that a sandbox can deny
+ * sched_setattr() on any other thread.
+ */
+typedef struct PvschedBackend {
+    int (*get)(PvschedSchedAttr *attr, void *opaque);        /* 0 or -errno */
+    int (*set)(const PvschedSchedAttr *attr, void *opaque);  /* 0 or -errno */
+    int64_t (*thread_cpu_ns)(void *opaque);  /* this thread's CPU time */
+    int64_t (*now_ns)(void *opaque);         /* monotonic clock */
+    void *opaque;
+} PvschedBackend;
+
+/* sched_getattr()/sched_setattr() on the calling thread. */
+extern const PvschedBackend pvsched_host_backend;
+
+const char *pvsched_policy_name(uint32_t policy);
+bool pvsched_sched_attr_equal(const PvschedSchedAttr *a,
+                              const PvschedSchedAttr *b);
+
+#endif

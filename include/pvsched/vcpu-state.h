@@ -1,0 +1,58 @@
+/*
+ * pvsched: the per-vCPU boost state machine
+ *
+ * Pure logic: the clocks and the scheduling calls come from a
+ * PvschedBackend, so that unit tests run it with a fake clock and a fake
+ * scheduler.  Every function runs on the vCPU's own thread (the backend
+ * acts on the calling thread), or with that thread stopped.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef PVSCHED_VCPU_STATE_H
+#define PVSCHED_VCPU_STATE_H
+
+#include "pvsched/abi.h"
+#include "pvsched/sched-attr.h"
+
+typedef enum PvschedStateMode {
+    PVSCHED_STATE_DYNAMIC,  /* boosted while the guest asks */
+    PVSCHED_STATE_STATIC,   /* always boosted while registered */
+    PVSCHED_STATE_OFF,      /* never boosted */
+} PvschedStateMode;
+
+/* What "boosted" means, resolved from the policy object. */
+typedef struct PvschedBoostConfig {
+    PvschedStateMode mode;
+    PvschedSchedAttr boost;     /* applied on boost, plus RESET_ON_FORK */
+    int64_t max_boost_ns;       /* boosted CPU time per boost; 0: unbounded */
+    int64_t cooldown_ns;        /* THROTTLED for this long after the bound */
+} PvschedBoostConfig;
+
+typedef struct PvschedVcpuState {
+    uint64_t status;            /* PVSCHED_STATUS_* */
+    PvschedSchedAttr saved;     /* the thread's own attributes, at boost */
+    PvschedSchedAttr applied;   /* what the thread has now, as we set it */
+    int64_t boost_cpu_ns;       /* thread CPU clock when boosted */
+    int64_t cooldown_end_ns;    /* monotonic; end of THROTTLED */
+    uint64_t boosts;
+    uint64_t unboosts;
+    uint64_t throttles;
+    int64_t boosted_cpu_ns;     /* total CPU time spent boosted */
+    int last_error;             /* -errno of the last failed change, or 0 */
+} PvschedVcpuState;
+
+void pvsched_state_init(PvschedVcpuState *st);
+
+/*
+ * Each returns true when boost_status changed, i.e. when the caller must
+ * publish st->status to the guest before the guest runs again.
+ */
+bool pvsched_state_enable(PvschedVcpuState *st, const PvschedBackend *be);
+bool pvsched_state_disable(PvschedVcpuState *st, const PvschedBackend *be);
+bool pvsched_state_update(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
+                          const PvschedBackend *be, uint8_t boost_req);
+
+const char *pvsched_status_name(uint64_t status);
+
+#endif

@@ -1,0 +1,45 @@
+/*
+ * pvsched: one vCPU, from its guest area to its thread's scheduling
+ *
+ * Every function runs on the vCPU's own thread, without the BQL, or with
+ * that thread stopped: they change the calling thread's attributes.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef PVSCHED_VCPU_H
+#define PVSCHED_VCPU_H
+
+#include "pvsched/guest-area.h"
+#include "pvsched/policy.h"
+#include "pvsched/vcpu-state.h"
+
+typedef struct PvschedVcpu {
+    int index;
+    PvschedPolicy *policy;
+    uint64_t msr_val;           /* last successful enable, or 0 */
+    PvschedArea area;
+    PvschedVcpuState st;
+} PvschedVcpu;
+
+void pvsched_vcpu_init(PvschedVcpu *v, int index, PvschedPolicy *policy);
+
+/* MSR writes; false means #GP with nothing changed. */
+bool pvsched_vcpu_msr_write(PvschedVcpu *v, uint64_t val);
+
+/* Reset: unboost and forget the area without writing guest memory. */
+void pvsched_vcpu_reset(PvschedVcpu *v);
+
+/* Apply the guest's boost_req now. */
+void pvsched_vcpu_apply(PvschedVcpu *v);
+
+/* The same, called on every KVM_RUN return: keep the unused case cheap. */
+static inline void pvsched_vcpu_sync(PvschedVcpu *v)
+{
+    /* The common case on the exit path: this vCPU never registered. */
+    if (v->area.hva) {
+        pvsched_vcpu_apply(v);
+    }
+}
+
+#endif

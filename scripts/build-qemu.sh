@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Configure (once per option set) and build QEMU from build/src.
+#
+# usage: build-qemu.sh SRC BUILDDIR [extra configure options...]
+set -euo pipefail
+. "$(dirname "$0")/pvsched-env.sh"
+
+src=$(realpath "$1")
+bld=$2
+shift 2
+
+# A minimal x86_64 KVM build; firmware from Debian's seabios and
+# qemu-system-data packages so that no -L is needed at run time.
+opts=(--python=/usr/bin/python3 --target-list=x86_64-softmmu
+      --enable-kvm --disable-tcg --enable-seccomp --disable-docs
+      --without-default-features --enable-slirp --enable-fdt=system
+      --disable-install-blobs
+      --firmwarepath=/usr/share/seabios:/usr/share/qemu:/usr/lib/ipxe/qemu
+      "$@")
+
+mkdir -p "$bld"
+bld=$(realpath "$bld")
+
+# QEMU's configure names the compiler itself, so meson never adds ccache:
+# put ccache's compiler links first instead, when ccache is installed.
+if [ -d /usr/lib/ccache ] && [ -z "${PVSCHED_NO_CCACHE:-}" ]; then
+    export PATH=/usr/lib/ccache:$PATH
+    export CCACHE_BASEDIR=$(pvsched_top)
+fi
+stamp="$bld/.pvsched-configure"
+want="$src ${opts[*]}"
+if [ ! -f "$bld/build.ninja" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    log "configuring $bld"
+    rm -rf "$bld"
+    mkdir -p "$bld"
+    (cd "$bld" && "$src/configure" "${opts[@]}" > configure.log 2>&1) ||
+        { tail -n 30 "$bld/configure.log" >&2; die "configure failed: $bld/configure.log"; }
+    echo "$want" > "$stamp"
+fi
+log "building in $bld"
+# shellcheck disable=SC2086
+ninja -C "$bld" qemu-system-x86_64 ${PVSCHED_NINJA_TARGETS:-} >&2

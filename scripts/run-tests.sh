@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# The whole test suite: unit tests, qtests, KVM tests with the bundled
+# guest, the build with pvsched disabled, and the exported series.
+# Ends with one line that totals every suite: "N passed, N failed, N skipped".
+set -uo pipefail
+. "$(dirname "$0")/pvsched-env.sh"
+top=$(pvsched_top)
+cd "$top"
+B=$top/build
+QB=$B/qemu
+
+passed=0 failed=0 skipped=0
+results=$B/test-results
+mkdir -p "$results"
+
+# Fold a suite's TAP output (GTest --tap) into the totals.
+count_tap() {
+    local name=$1 file=$2 p f s
+    p=$(grep -cE '^ok ' "$file")
+    s=$(grep -cE '^ok .*# SKIP' "$file")
+    f=$(grep -cE '^not ok ' "$file")
+    p=$((p - s))
+    if [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then
+        f=1     # a suite that ran no test has failed
+        log "$name: ran no test"
+    fi
+    add "$name" "$p" "$f" "$s"
+}
+
+add() {
+    passed=$((passed + $2)) failed=$((failed + $3)) skipped=$((skipped + $4))
+    printf '== %s: %s passed, %s failed, %s skipped\n' "$1" "$2" "$3" "$4"
+}
+
+# One check that is not itself a counted test suite.
+check() {
+    local name=$1
+    shift
+    if "$@" > "$results/$name.log" 2>&1; then
+        add "$name" 1 0 0
+    else
+        tail -n 40 "$results/$name.log"
+        add "$name" 0 1 0
+    fi
+}
+
+suite_unit() {
+    "$QB/tests/unit/test-pvsched-state" --tap -k 2>&1 | tee "$results/unit.tap"
+    count_tap unit "$results/unit.tap"
+}
+
+suite_qtest() {
+    QTEST_QEMU_BINARY=$QB/qemu-system-x86_64 \
+        "$QB/tests/qtest/pvsched-test" --tap -k 2>&1 | tee "$results/qtest.tap"
+    count_tap qtest "$results/qtest.tap"
+}
+
+suite_kvm() {
+    local out=$results/kvm.log line p f s
+    python3 tests/functional/pvsched/run.py 2>&1 | tee "$out"
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)
+    if [ -z "$line" ]; then
+        add kvm 0 1 0
+        return
+    fi
+    read -r p _ f _ s _ <<< "${line//,/}"
+    add kvm "$p" "$f" "${s:-0}"
+}
+
+build_disabled() {
+    bash scripts/build-qemu.sh "$B/src" "$B/qemu-nopvsched" -Dpvsched=false &&
+        ! "$B/qemu-nopvsched/qemu-system-x86_64" -device help |
+            grep -q '"pvsched"'
+}
+
+suite_unit
+suite_qtest
+suite_kvm
+check build-without-pvsched build_disabled
+if [ -x scripts/export-series.sh ]; then
+    check series bash scripts/check-series.sh
+fi
+
+echo
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,299 @@
+/*
+ * Unit tests for the pvsched per-vCPU state machine, with a fake clock and
+ * a fake scheduling backend standing for the vCPU thread.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "pvsched/vcpu-state.h"
+
+#define US 1000LL
+#define FLAG_RESET_ON_FORK 0x01
+
+/* The fake thread: its attributes, clocks, and what was done to it. */
+typedef struct FakeThread {
+    PvschedSchedAttr attr;
+    int64_t cpu_ns;
+    int64_t now_ns;
+    int fail_set;       /* -errno for the next set() calls, 0: succeed */
+    int fail_set_count; /* how many set() calls fail */
+    int gets, sets;
+} FakeThread;
+
+static int fake_get(PvschedSchedAttr *attr, void *opaque)
+{
+    FakeThread *t = opaque;
+
+    t->gets++;
+    *attr = t->attr;
+    return 0;
+}
+
+static int fake_set(const PvschedSchedAttr *attr, void *opaque)
+{
+    FakeThread *t = opaque;
+
+    t->sets++;
+    if (t->fail_set_count) {
+        t->fail_set_count--;
+        return t->fail_set;
+    }
+    t->attr = *attr;
+    return 0;
+}
+
+static int64_t fake_cpu(void *opaque)
+{
+    return ((FakeThread *)opaque)->cpu_ns;
+}
+
+static int64_t fake_now(void *opaque)
+{
+    return ((FakeThread *)opaque)->now_ns;
+}
+
+typedef struct Fixture {
+    FakeThread t;
+    PvschedBackend be;
+    PvschedBoostConfig cfg;
+    PvschedVcpuState st;
+} Fixture;
+
+/* The thread starts as libvirt's vcpusched or chrt might have left it. */
+static const PvschedSchedAttr batch_nice5 = {
+    .policy = SCHED_BATCH, .nice = 5,
+};
+
+static void setup(Fixture *f, gconstpointer data)
+{
+    f->t = (FakeThread) { .attr = batch_nice5 };
+    f->be = (PvschedBackend) {
+        .get = fake_get, .set = fake_set,
+        .thread_cpu_ns = fake_cpu, .now_ns = fake_now,
+        .opaque = &f->t,
+    };
+    f->cfg = (PvschedBoostConfig) {
+        .mode = PVSCHED_STATE_DYNAMIC,
+        .boost = { .policy = SCHED_FIFO, .priority = 8 },
+        .max_boost_ns = 3000 * US,
+        .cooldown_ns = 27000 * US,
+    };
+    pvsched_state_init(&f->st);
+}
+
+static void teardown(Fixture *f, gconstpointer data)
+{
+}
+
+static bool update(Fixture *f, uint8_t req)
+{
+    return pvsched_state_update(&f->st, &f->cfg, &f->be, req);
+}
+
+static void enable_and_boost(Fixture *f)
+{
+    g_assert_true(pvsched_state_enable(&f->st, &f->be));
+    g_assert_true(update(f, PVSCHED_REQ_BOOST));
+    g_assert_cmpuint(f->st.status, ==, PVSCHED_STATUS_BOOSTED);
+}
+
+static void assert_thread_is_batch_nice5(Fixture *f)
+{
+    g_assert_cmpuint(f->t.attr.policy, ==, SCHED_BATCH);
+    g_assert_cmpint(f->t.attr.nice, ==, 5);
+    g_assert_cmpuint(f->t.attr.priority, ==, 0);
+}
+
+static void test_disabled_ignores_requests(Fixture *f, gconstpointer data)
+{
+    g_assert_false(update(f, PVSCHED_REQ_BOOST));
+    g_assert_cmpuint(f->st.status, ==, PVSCHED_STATUS_DISABLED);
+    g_assert_cmpint(f->t.sets, ==, 0);
+}
+
+static void test_enable_is_normal(Fixture *f, gconstpointer data)
+{
+    g_assert_true(pvsched_state_enable(&f->st, &f->be));
+    g_assert_cmpuint(f->st.status, ==, PVSCHED_STATUS_NORMAL);
+    g_assert_cmpint(f->t.sets, ==, 0);
+    /* NONE and UNBOOST leave a normal vCPU alone. */
+    g_assert_false(update(f, PVSCHED_REQ_NONE));
+    g_assert_false(update(f, PVSCHED_REQ_UNBOOST));
+    g_assert_cmpint(f->t.sets, ==, 0);
+}
+
+static void test_boost_sets_fifo_with_reset_on_fork(Fixture *f,
+                                                    gconstpointer data)
+{
+    enable_and_boost(f);
+    g_assert_cmpuint(f->t.attr.policy, ==, SCHED_FIFO);
+    g_assert_cmpuint(f->t.attr.priority, ==, 8);
+    g_assert_cmphex(f->t.attr.flags & FLAG_RESET_ON_FORK, ==,
+                    FLAG_RESET_ON_FORK);
+    g_assert_cmpuint(f->st.boosts, ==, 1);
+    /* Holding BOOST costs nothing more. */
+    g_assert_false(update(f, PVSCHED_REQ_BOOST));
+    g_assert_false(update(f, PVSCHED_REQ_NONE));
+    g_assert_cmpint(f->t.sets, ==, 1);
+}
+
+static void test_unboost_restores_own_attributes(Fixture *f,
+                                                 gconstpointer data)
+{
+    enable_and_boost(f);
+    f->t.cpu_ns += 500 * US;
+    g_assert_true(update(f, PVSCHED_REQ_UNBOOST));
+    g_assert_cmpuint(f->st.status, ==, PVSCHED_STATUS_NORMAL);
+    assert_thread_is_batch_nice5(f);
+    g_assert_cmpuint(f->st.unboosts, ==, 1);
+    g_assert_cmpint(f->st.boosted_cpu_ns, ==, 500 * US);
+}
+
+static void test_attributes_found_at_each_boost(Fixture *f, gconstpointer d)
+{
+    enable_and_boost(f);
+    update(f, PVSCHED_REQ_UNBOOST);
+    /* Someone (chrt, libvirt) changes the thread between two boosts. */
+    f->t.attr = (PvschedSchedAttr) { .policy = SCHED_OTHER, .nice = -3 };
+    update(f, PVSCHED_REQ_BOOST);
+    update(f, PVSCHED_REQ_UNBOOST);
+    g_assert_cmpuint(f->t.attr.policy, ==, SCHED_OTHER);
+    g_assert_cmpint(f->t.attr.nice, ==, -3);
+}
+
+static void test_undefined_request_changes_nothing(Fixture *f,
+                                                   gconstpointer data)
+{
+    enable_and_boost(f);
+    g_assert_false(update(f, 0x7f));
+    g_assert_cmpuint(f->st.status, ==, PVSCHED_STATUS_BOOSTED);
+}
+
+static void test_boost_failure_stays_normal(Fixture *f, gconstpointer data)
+{
+    pvsched_state_enable(&f->st, &f->be);
+    f->t.fail_set = -EPERM;
+    f->t.fail_set_count = 1;
+    g_assert_false(update(f, PVSCHED_REQ_BOOST));
+    g_assert_cmpuint(f->st.status, ==, PVSCHED_STATUS_NORMAL);
+    g_assert_cmpint(f->st.last_error, ==, -EPERM);
+    assert_thread_is_batch_nice5(f);
+    /* The next request tries again, and succeeds. */
+    g_assert_true(update(f, PVSCHED_REQ_BOOST));
+    g_assert_cmpint(f->st.last_error, ==, 0);
+}
+
+static void test_unboost_failure_falls_back_to_other(Fixture *f,
+                                                     gconstpointer data)
+{
+    enable_and_boost(f);
+    f->t.fail_set = -EPERM;
+    f->t.fail_set_count = 1;
+    g_assert_true(update(f, PVSCHED_REQ_UNBOOST));
+    g_assert_cmpuint(f->st.status, ==, PVSCHED_STATUS_NORMAL);
+    g_assert_cmpuint(f->t.attr.policy, ==, SCHED_OTHER);
+    g_assert_cmpuint(f->t.attr.priority, ==, 0);
+}
+
+static void test_bound_throttles_then_cooldown(Fixture *f, gconstpointer d)
+{
+    enable_and_boost(f);
+    /* Within the bound: still boosted. */
+    f->t.cpu_ns += 3000 * US;
+    g_assert_false(update(f, PVSCHED_REQ_BOOST));
+    /* Over it: unboosted and throttled, whatever the guest asks. */
+    f->t.cpu_ns += 1;
+    g_assert_true(update(f, PVSCHED_REQ_BOOST));
+    g_assert_cmpuint(f->st.status, ==, PVSCHED_STATUS_THROTTLED);
+    g_assert_cmpuint(f->st.throttles, ==, 1);
+    assert_thread_is_batch_nice5(f);
+    /* BOOST is ignored until the cooldown has passed... */
+    f->t.now_ns += 27000 * US - 1;
+    g_assert_false(update(f, PVSCHED_REQ_BOOST));
+    g_assert_cmpuint(f->st.status, ==, PVSCHED_STATUS_THROTTLED);
+    /* ...then honoured again. */
+    f->t.now_ns += 1;
+    g_assert_true(update(f, PVSCHED_REQ_BOOST));
+    g_assert_cmpuint(f->st.status, ==, PVSCHED_STATUS_BOOSTED);
+    g_assert_cmpuint(f->st.boosts, ==, 2);
+}
+
+static void test_cooldown_ends_in_normal(Fixture *f, gconstpointer data)
+{
+    enable_and_boost(f);
+    f->t.cpu_ns += 3001 * US;
+    update(f, PVSCHED_REQ_BOOST);
+    f->t.now_ns += 27000 * US;
+    g_assert_true(update(f, PVSCHED_REQ_NONE));
+    g_assert_cmpuint(f->st.status, ==, PVSCHED_STATUS_NORMAL);
+}
+
+static void test_unbounded(Fixture *f, gconstpointer data)
+{
+    f->cfg.max_boost_ns = 0;
+    enable_and_boost(f);
+    f->t.cpu_ns += 3600 * 1000000 * US;
+    g_assert_false(update(f, PVSCHED_REQ_BOOST));
+    g_assert_cmpuint(f->st.status, ==, PVSCHED_STATUS_BOOSTED);
+}
+
+static void test_disable_unboosts(Fixture *f, gconstpointer data)
+{
+    enable_and_boost(f);
+    g_assert_true(pvsched_state_disable(&f->st, &f->be));
+    g_assert_cmpuint(f->st.status, ==, PVSCHED_STATUS_DISABLED);
+    assert_thread_is_batch_nice5(f);
+    g_assert_false(update(f, PVSCHED_REQ_BOOST));
+}
+
+static void test_reenable_unboosts(Fixture *f, gconstpointer data)
+{
+    enable_and_boost(f);
+    g_assert_true(pvsched_state_enable(&f->st, &f->be));
+    g_assert_cmpuint(f->st.status, ==, PVSCHED_STATUS_NORMAL);
+    assert_thread_is_batch_nice5(f);
+}
+
+static void test_mode_static_and_off(Fixture *f, gconstpointer data)
+{
+    pvsched_state_enable(&f->st, &f->be);
+    f->cfg.mode = PVSCHED_STATE_STATIC;
+    g_assert_true(update(f, PVSCHED_REQ_UNBOOST));
+    g_assert_cmpuint(f->st.status, ==, PVSCHED_STATUS_BOOSTED);
+    f->cfg.mode = PVSCHED_STATE_OFF;
+    g_assert_true(update(f, PVSCHED_REQ_BOOST));
+    g_assert_cmpuint(f->st.status, ==, PVSCHED_STATUS_NORMAL);
+    assert_thread_is_batch_nice5(f);
+}
+
+static void test_status_names(void)
+{
+    g_assert_cmpstr(pvsched_status_name(PVSCHED_STATUS_THROTTLED), ==,
+                    "throttled");
+    g_assert_cmpstr(pvsched_status_name(42), ==, "invalid");
+}
+
+#define ADD(name, fn) \
+    g_test_add("/pvsched/state/" name, Fixture, NULL, setup, fn, teardown)
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    ADD("disabled-ignores-requests", test_disabled_ignores_requests);
+    ADD("enable-is-normal", test_enable_is_normal);
+    ADD("boost-fifo-reset-on-fork", test_boost_sets_fifo_with_reset_on_fork);
+    ADD("unboost-restores-own", test_unboost_restores_own_attributes);
+    ADD("attributes-found-at-boost", test_attributes_found_at_each_boost);
+    ADD("undefined-request", test_undefined_request_changes_nothing);
+    ADD("boost-failure", test_boost_failure_stays_normal);
+    ADD("unboost-failure-fallback", test_unboost_failure_falls_back_to_other);
+    ADD("bound-throttle-cooldown", test_bound_throttles_then_cooldown);
+    ADD("cooldown-ends-normal", test_cooldown_ends_in_normal);
+    ADD("unbounded", test_unbounded);
+    ADD("disable-unboosts", test_disable_unboosts);
+    ADD("reenable-unboosts", test_reenable_unboosts);
+    ADD("mode-static-off", test_mode_static_and_off);
+    g_test_add_func("/pvsched/state/status-names", test_status_names);
+    return g_test_run();
+}
