@@ -18,6 +18,8 @@ static const struct {
     { "nofeature", scenario_nofeature },
     { "demo", scenario_demo },
     { "spin", scenario_spin },
+    { "selftest", scenario_selftest },
+    { "fault", scenario_fault },
 };
 
 void scenario_run(const char *name)

@@ -13,6 +13,8 @@ void scenario_msr(void);
 void scenario_nofeature(void);
 void scenario_demo(void);
 void scenario_spin(void);
+void scenario_selftest(void);
+void scenario_fault(void);
 
 /* ---- shared helpers (scenarios.c) ---- */
 
