@@ -52,7 +52,8 @@ void scenario_selftest(void)
     t0 = rdtsc();
     udelay(10000);
     us = tsc_to_us(rdtsc() - t0);
-    check("udelay", NO_CPU, us >= 10000 && us < 11000, "us=%u", us);
+    /* Upper bound loose: an overcommitted host may preempt the vCPU. */
+    check("udelay", NO_CPU, us >= 10000 && us < 1000000, "us=%u", us);
     wait_point("selftest", 0);
     check("wait-returned", NO_CPU, true, "-");
     done();
