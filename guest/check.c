@@ -3,6 +3,7 @@
 #include "check.h"
 #include "io.h"
 #include "print.h"
+#include "tsc.h"
 
 #define DEBUG_EXIT_PORT 0xf4
 #define DETAIL_MAX      160
@@ -38,10 +39,15 @@ bool check(const char *name, int cpu, bool ok, const char *detail_fmt, ...)
     return ok;
 }
 
-/* isa-debug-exit makes QEMU exit with (code << 1) | 1. */
+/*
+ * isa-debug-exit makes QEMU exit with (code << 1) | 1. QEMU may let the
+ * vCPU run on briefly after the write, so wait (without exits) before
+ * concluding that the device is missing: DONE must stay the last line.
+ */
 static void __attribute__((noreturn)) debug_exit(uint32_t code)
 {
     outl(DEBUG_EXIT_PORT, code);
+    udelay(2000000);
     kprintf("INFO isa-debug-exit did not stop the VM; halting\n");
     halt_forever();
 }
