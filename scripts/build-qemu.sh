@@ -40,3 +40,10 @@ fi
 log "building in $bld"
 # shellcheck disable=SC2086
 ninja -C "$bld" qemu-system-x86_64 ${PVSCHED_NINJA_TARGETS:-} >&2
+
+# Run from the build tree, QEMU looks for firmware under qemu-bundle/ +
+# the configured path: point those at Debian's packages.
+for d in /usr/share/seabios /usr/share/qemu /usr/lib/ipxe/qemu; do
+    mkdir -p "$bld/qemu-bundle$(dirname "$d")"
+    ln -sfn "$d" "$bld/qemu-bundle$d"
+done

@@ -33,6 +33,7 @@ struct PvschedState {
     PvschedPolicy *policy;
     unsigned nr_vcpus;
     PvschedVcpu *vcpus;         /* indexed by cpu_index */
+    KVMPvschedHook hook;
 };
 
 /* MSR handlers get no opaque pointer; realize allows one device. */
@@ -60,10 +61,6 @@ static void pvsched_post_run(CPUState *cs, void *opaque)
 
     pvsched_vcpu_sync(&s->vcpus[cs->cpu_index]);
 }
-
-static const KVMPvschedHook pvsched_hook = {
-    .post_run = pvsched_post_run,
-};
 
 static bool pvsched_cpus_advertise(Error **errp)
 {
@@ -95,15 +92,12 @@ static bool pvsched_check(PvschedState *s, Error **errp)
                           "-device pvsched,policy=pol0\n");
         return false;
     }
-    if (!pvsched_cpus_advertise(errp)) {
-        return false;
-    }
     if (!kvm_enabled()) {
         error_setg(errp, "pvsched: needs the KVM accelerator");
         error_append_hint(errp, "Add -accel kvm\n");
         return false;
     }
-    return true;
+    return pvsched_cpus_advertise(errp);
 }
 
 static void pvsched_realize(DeviceState *dev, Error **errp)
@@ -133,7 +127,8 @@ static void pvsched_realize(DeviceState *dev, Error **errp)
     pvsched_state = s;
 
     /* Before any vCPU runs guest code: machine creation is not done. */
-    if (!kvm_pvsched_install_hook(&pvsched_hook)) {
+    s->hook = (KVMPvschedHook) { .post_run = pvsched_post_run, .opaque = s };
+    if (!kvm_pvsched_install_hook(&s->hook)) {
         error_setg(errp, "pvsched: the KVM run-loop hook is already taken");
         return;
     }

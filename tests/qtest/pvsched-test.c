@@ -14,11 +14,12 @@
  * Start QEMU, expecting it to refuse the command line; return its stderr.
  * qtest_init() cannot be used: it aborts when QEMU does not start.
  */
-static char *start_fails(const char *args)
+static char *start_fails_accel(const char *accel, const char *args)
 {
-    g_autofree char *cmd = g_strdup_printf("%s -machine pc -accel qtest "
+    g_autofree char *cmd = g_strdup_printf("%s -machine pc -accel %s "
                                            "-display none -nodefaults %s",
-                                           qtest_qemu_binary(NULL), args);
+                                           g_getenv("QTEST_QEMU_BINARY"),
+                                           accel, args);
     g_auto(GStrv) argv = NULL;
     g_autofree char *out = NULL;
     char *err = NULL;
@@ -27,18 +28,26 @@ static char *start_fails(const char *args)
     g_assert_true(g_shell_parse_argv(cmd, NULL, &argv, NULL));
     g_assert_true(g_spawn_sync(NULL, argv, NULL, G_SPAWN_DEFAULT, NULL, NULL,
                                &out, &err, &status, NULL));
-    g_assert_false(g_spawn_check_wait_status(status, NULL));
+    /* Refused: a clean exit with an error, not a crash. */
+    g_assert_true(WIFEXITED(status));
+    g_assert_cmpint(WEXITSTATUS(status), ==, 1);
     return err;
 }
 
-static void assert_refused(const char *args, const char *what)
+static void assert_refused_accel(const char *accel, const char *args,
+                                 const char *what)
 {
-    g_autofree char *err = start_fails(args);
+    g_autofree char *err = start_fails_accel(accel, args);
 
     if (!strstr(err, what)) {
         g_test_message("stderr: %s", err);
     }
     g_assert_nonnull(strstr(err, what));
+}
+
+static void assert_refused(const char *args, const char *what)
+{
+    assert_refused_accel("qtest", args, what);
 }
 
 #define POLICY "-object pvsched-policy,id=pol0 "
@@ -79,22 +88,34 @@ static void assert_qom_str(QTestState *qts, const char *path,
     g_assert_cmpstr(got, ==, want);
 }
 
+/* The CPUID bit is checked once KVM is there: it needs KVM too. */
 static void test_needs_cpuid_property(void)
 {
-    assert_refused("-cpu qemu64 " POLICY "-device pvsched,policy=pol0",
-                   "Add kvm-pvsched=on to -cpu");
+    assert_refused_accel("kvm", "-cpu qemu64 " POLICY
+                         "-device pvsched,policy=pol0",
+                         "Add kvm-pvsched=on to -cpu");
 }
 
 static void test_needs_kvm(void)
 {
     assert_refused("-cpu qemu64,kvm-pvsched=on " POLICY
                    "-device pvsched,policy=pol0", "Add -accel kvm");
+    assert_refused("-cpu qemu64 " POLICY "-device pvsched,policy=pol0",
+                   "Add -accel kvm");
 }
 
 static void test_needs_policy(void)
 {
     assert_refused("-cpu qemu64,kvm-pvsched=on -device pvsched",
                    "Add -object pvsched-policy,id=pol0");
+}
+
+static void test_one_device(void)
+{
+    assert_refused_accel("kvm", "-cpu qemu64,kvm-pvsched=on " POLICY
+                         "-device pvsched,policy=pol0 "
+                         "-device pvsched,policy=pol0",
+                         "at most one pvsched device");
 }
 
 static void test_unknown_policy_id(void)
@@ -154,7 +175,7 @@ static void test_policy_defaults(void)
 
 static void test_cpuid_property(void)
 {
-    QTestState *qts = qtest_init("-cpu qemu64,kvm-pvsched=on");
+    QTestState *qts = qtest_init("-accel kvm -cpu qemu64,kvm-pvsched=on");
 
     g_assert_true(qtest_qom_get_bool(qts, "/machine/unattached/device[0]",
                                      "kvm-pvsched"));
@@ -164,10 +185,17 @@ static void test_cpuid_property(void)
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
+    /* pvsched is a KVM feature: without /dev/kvm half of this is moot. */
+    if (!qtest_has_accel("kvm")) {
+        g_printerr("pvsched-test: KVM is not available; this test needs "
+                   "/dev/kvm\n");
+        return 1;
+    }
     qtest_add_func("/pvsched/device/needs-cpuid-property",
                    test_needs_cpuid_property);
     qtest_add_func("/pvsched/device/needs-kvm", test_needs_kvm);
     qtest_add_func("/pvsched/device/needs-policy", test_needs_policy);
+    qtest_add_func("/pvsched/device/one-device", test_one_device);
     qtest_add_func("/pvsched/device/unknown-policy-id",
                    test_unknown_policy_id);
     qtest_add_func("/pvsched/policy/rejects", test_policy_rejects);
