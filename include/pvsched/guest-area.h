@@ -7,6 +7,7 @@
 #ifndef PVSCHED_GUEST_AREA_H
 #define PVSCHED_GUEST_AREA_H
 
+#include "qemu/atomic.h"
 #include "exec/hwaddr.h"
 #include "pvsched/abi.h"
 

@@ -12,6 +12,8 @@
 #ifndef PVSCHED_KVM_HOOK_H
 #define PVSCHED_KVM_HOOK_H
 
+#include "qemu/atomic.h"
+
 typedef void KVMPvschedHookFn(CPUState *cpu, void *opaque);
 
 typedef struct KVMPvschedHook {
