@@ -264,8 +264,7 @@ class PvschedVM:
             if self.proc.poll() is not None:
                 raise RuntimeError(f'QEMU exited with status '
                                    f'{self.proc.returncode} before {path} '
-                                   f'accepted a connection; stderr:\n'
-                                   f'{self.stderr()}')
+                                   f'accepted a connection' + self.report())
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
                 s.connect(path)
@@ -273,8 +272,8 @@ class PvschedVM:
             except (FileNotFoundError, ConnectionRefusedError):
                 s.close()
             if time.monotonic() > deadline:
-                raise RuntimeError(f'timed out connecting to {path}; '
-                                   f'stderr:\n{self.stderr()}')
+                raise RuntimeError(f'timed out connecting to {path}' +
+                                   self.report())
             time.sleep(0.05)
 
     def close(self):
@@ -318,8 +317,9 @@ class PvschedVM:
 
     def report(self):
         """Transcript, stderr and exit status, for assertion messages."""
+        self._drain_serial()
         if self.eof and self.proc.poll() is None:
-            try:                 # serial EOF: QEMU is probably exiting
+            try:                 # a connection closed: QEMU may be exiting
                 self.proc.wait(2)
             except subprocess.TimeoutExpired:
                 pass
@@ -335,11 +335,18 @@ class PvschedVM:
         while b'\n' not in self._qbuf:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([self._qmp], [], [], left)[0]:
-                raise RuntimeError('timed out waiting for QMP')
-            data = self._qmp.recv(65536)
+                raise RuntimeError('timed out waiting for QMP' +
+                                   self.report())
+            try:
+                data = self._qmp.recv(65536)
+            except OSError as e:         # e.g. reset: QEMU crashed
+                data, why = b'', f' ({e})'
+            else:
+                why = ''
             if not data:
-                raise RuntimeError('QMP connection closed; stderr:\n' +
-                                   self.stderr())
+                self.eof = True
+                raise RuntimeError('QMP connection closed' + why +
+                                   self.report())
             self._qbuf += data
         line, self._qbuf = self._qbuf.split(b'\n', 1)
         return json.loads(line)
@@ -379,7 +386,10 @@ class PvschedVM:
             if left <= 0 or not select.select([self._serial], [], [], left)[0]:
                 raise GuestProtocolError('timed out waiting for the guest' +
                                          self.report())
-            data = self._serial.recv(4096)
+            try:
+                data = self._serial.recv(4096)
+            except OSError:              # reset: treat as EOF
+                data = b''
             if not data:
                 self.eof = True
                 if self._sbuf:           # last line without a newline
@@ -389,6 +399,25 @@ class PvschedVM:
             self._sbuf += data
         line, self._sbuf = self._sbuf.split(b'\n', 1)
         return self._record(line)
+
+    def _drain_serial(self):
+        """Record whatever serial output is already there, without waiting
+        (for failure reports: the guest may have said why)."""
+        try:
+            while (self._serial and not self.eof and
+                   select.select([self._serial], [], [], 0)[0]):
+                data = self._serial.recv(4096)
+                if not data:
+                    self.eof = True
+                self._sbuf += data
+                while b'\n' in self._sbuf:
+                    line, self._sbuf = self._sbuf.split(b'\n', 1)
+                    self._record(line)
+        except OSError:
+            self.eof = True
+        if self.eof and self._sbuf:      # last line without a newline
+            self._record(self._sbuf)
+            self._sbuf = b''
 
     def _record(self, raw):
         line = raw.decode('ascii', 'replace').rstrip('\r')
