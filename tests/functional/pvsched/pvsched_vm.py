@@ -324,7 +324,9 @@ class PvschedVM:
             except subprocess.TimeoutExpired:
                 pass
         code = self.proc.poll()
+        unread = self._sbuf.decode('ascii', 'replace')
         return ('\n--- guest serial ---\n' + '\n'.join(self.transcript) +
+                ('\n(not yet read:)\n' + unread if unread else '') +
                 '\n--- QEMU stderr ---\n' + self.stderr() +
                 '--- QEMU ' + ('still running' if code is None else
                                f'exit status {code}') + ' ---')
@@ -401,8 +403,9 @@ class PvschedVM:
         return self._record(line)
 
     def _drain_serial(self):
-        """Record whatever serial output is already there, without waiting
-        (for failure reports: the guest may have said why)."""
+        """Buffer whatever serial output is already there, without waiting
+        and without consuming it (for failure reports: the guest may have
+        said why; a later read still sees every line)."""
         try:
             while (self._serial and not self.eof and
                    select.select([self._serial], [], [], 0)[0]):
@@ -410,14 +413,8 @@ class PvschedVM:
                 if not data:
                     self.eof = True
                 self._sbuf += data
-                while b'\n' in self._sbuf:
-                    line, self._sbuf = self._sbuf.split(b'\n', 1)
-                    self._record(line)
         except OSError:
             self.eof = True
-        if self.eof and self._sbuf:      # last line without a newline
-            self._record(self._sbuf)
-            self._sbuf = b''
 
     def _record(self, raw):
         line = raw.decode('ascii', 'replace').rstrip('\r')
