@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Check the exported series as a reviewer would: it applies to pristine
+# QEMU (export-series.sh applies it), every patch is free of checkpatch
+# errors, and every commit builds on its own.
+set -euo pipefail
+. "$(dirname "$0")/pvsched-env.sh"
+top=$(pvsched_top)
+out=$top/build/series
+
+bash "$top/scripts/export-series.sh" "$out"
+
+log "checkpatch"
+errors=0
+for p in "$out"/patches/*.patch; do
+    perl "$out/src/scripts/checkpatch.pl" "$p" > "$p.checkpatch" 2>&1 || true
+    grep -E '^(ERROR|WARNING)|^total' "$p.checkpatch" | sed "s|^|  $(basename "$p"): |"
+    grep -q '^total: 0 errors' "$p.checkpatch" || errors=$((errors + 1))
+done
+[ "$errors" -eq 0 ] || die "$errors patches have checkpatch errors"
+
+# Oldest first, so that each step rebuilds only what its commit changed.
+for c in $(git -C "$out/src" rev-list --reverse pristine..pvsched); do
+    log "building $(git -C "$out/src" log -1 --format=%s "$c")"
+    git -C "$out/src" checkout -q "$c"
+    PVSCHED_NINJA_TARGETS=all \
+        bash "$top/scripts/build-qemu.sh" "$out/src" "$out/qemu" > "$out/build.log" 2>&1 ||
+        { tail -n 30 "$out/build.log"; die "commit $c does not build"; }
+done
+git -C "$out/src" checkout -q pvsched
+log "series OK: $(ls "$out"/patches/*.patch | wc -l) patches apply, are checkpatch-clean and build one by one"
