@@ -18,7 +18,8 @@ pristine_git() {
         log "making a git repository of $(basename "$tree") (once)"
         rm -rf "$repo.tmp"
         git init -q "$repo.tmp"
-        git -C "$repo.tmp" --work-tree="$tree" add -A -- . ':!.pvsched-pristine'
+        # -f: QEMU's .gitignore hides subprojects/, which the tarball ships.
+        git -C "$repo.tmp" --work-tree="$tree" add -A -f -- . ':!.pvsched-pristine'
         git -C "$repo.tmp" "${GIT_ID[@]}" commit -q \
             -m "QEMU $(cat "$tree/.pvsched-pristine") (Debian source package)"
         mv "$repo.tmp" "$repo"

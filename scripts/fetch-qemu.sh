@@ -10,7 +10,9 @@ set -euo pipefail
 
 pick_version() {
     local v
-    if apt-cache showsrc qemu 2>/dev/null | grep -qx "Version: $PVSCHED_QEMU_PIN"; then
+    # No grep -q: with pipefail, an early exit would SIGPIPE apt-cache.
+    if apt-cache showsrc qemu 2>/dev/null |
+           grep -x "Version: $PVSCHED_QEMU_PIN" >/dev/null; then
         echo "$PVSCHED_QEMU_PIN"
         return
     fi
