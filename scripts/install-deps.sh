@@ -40,7 +40,7 @@ missing() {
     local p
     for p in $PKGS $BPO_PKGS "$@"; do
         dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null |
-            grep -q 'install ok installed' || echo "$p"
+            grep 'install ok installed' >/dev/null || echo "$p"
     done
 }
 
