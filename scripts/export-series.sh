@@ -38,11 +38,14 @@ commit_entry() {
     shift
     local p=$top/patches/$file f
     [ -f "$p" ] || die "patches/series names $file, which does not exist"
-    case "$file" in
-        *.patch) git -C "$out/src" apply --index "$p" ||
-                     die "$file does not apply" ;;
-    esac
+    for f in "$file" "$@"; do
+        case "$f" in
+            *.patch) git -C "$out/src" apply --index "$top/patches/$f" ||
+                         die "$f does not apply" ;;
+        esac
+    done
     for f in "$@"; do
+        case "$f" in *.patch) continue ;; esac
         [ -f "$top/$f" ] || die "patches/series names $f, which does not exist"
         mkdir -p "$out/src/$(dirname "$f")"
         cp "$top/$f" "$out/src/$f"

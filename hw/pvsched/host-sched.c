@@ -29,11 +29,11 @@ struct pvsched_kernel_attr {
     uint32_t sched_util_max;
 };
 
-static int host_get(PvschedSchedAttr *attr, void *opaque)
+int pvsched_sched_get_thread(int tid, PvschedSchedAttr *attr)
 {
     struct pvsched_kernel_attr k = { 0 };
 
-    if (syscall(SYS_sched_getattr, 0, &k, sizeof(k), 0) < 0) {
+    if (syscall(SYS_sched_getattr, tid, &k, sizeof(k), 0) < 0) {
         return -errno;
     }
     *attr = (PvschedSchedAttr) {
@@ -46,6 +46,11 @@ static int host_get(PvschedSchedAttr *attr, void *opaque)
         .period = k.sched_period,
     };
     return 0;
+}
+
+static int host_get(PvschedSchedAttr *attr, void *opaque)
+{
+    return pvsched_sched_get_thread(0, attr);
 }
 
 static int host_set(const PvschedSchedAttr *attr, void *opaque)
@@ -110,13 +115,4 @@ const char *pvsched_policy_name(uint32_t policy)
     default:
         return "unknown";
     }
-}
-
-bool pvsched_sched_attr_equal(const PvschedSchedAttr *a,
-                              const PvschedSchedAttr *b)
-{
-    return a->policy == b->policy && a->flags == b->flags &&
-           a->nice == b->nice && a->priority == b->priority &&
-           a->runtime == b->runtime && a->deadline == b->deadline &&
-           a->period == b->period;
 }

@@ -1,9 +1,10 @@
 /*
  * pvsched: the per-VM policy object (-object pvsched-policy)
  *
- * The properties describe what "boosted" means.  On completion they are
- * validated (including whether this process may use them at all) and
- * published as an immutable snapshot that vCPU threads read under RCU.
+ * The properties describe what "boosted" means.  On completion, and on
+ * every change after it, they are validated as a whole (including whether
+ * this process may use them at all) and published as an immutable
+ * snapshot that vCPU threads read under RCU.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -17,7 +18,9 @@
 #include "qapi/qapi-types-pvsched.h"
 #include "qemu/rcu.h"
 #include "qom/object_interfaces.h"
+#include "hw/core/cpu.h"
 #include "pvsched/policy.h"
+#include "trace.h"
 
 #define DEFAULT_BOOST_PRIORITY  1
 #define DEFAULT_MAX_BOOST_US    3000    /* as in the KVM RFC */
@@ -30,21 +33,23 @@ typedef struct PvschedPolicySnapshot {
     PvschedBoostConfig cfg;
 } PvschedPolicySnapshot;
 
-struct PvschedPolicy {
-    Object parent_obj;
-
-    /* Properties, as set; published by pvsched_policy_publish(). */
+typedef struct PvschedPolicySettings {
     PvschedMode mode;
     PvschedBoostClass boost_class;
     uint32_t boost_priority;
     uint32_t max_boost_us;
     uint32_t cooldown_us;
-    bool complete;
+} PvschedPolicySettings;
 
-    PvschedPolicySnapshot *snap;    /* RCU */
+struct PvschedPolicy {
+    Object parent_obj;
+
+    PvschedPolicySettings set;      /* the properties; BQL */
+    bool complete;
+    PvschedPolicySnapshot *snap;    /* what vCPUs read; RCU */
 };
 
-static PvschedBoostConfig policy_to_config(PvschedPolicy *pol)
+static PvschedBoostConfig policy_to_config(const PvschedPolicySettings *pol)
 {
     static const PvschedStateMode modes[] = {
         [PVSCHED_MODE_DYNAMIC] = PVSCHED_STATE_DYNAMIC,
@@ -85,7 +90,8 @@ static bool have_cap_sys_nice(void)
  * Refuse at start-up what would fail at the first boost: a boost that
  * silently does nothing is worse than no boost.
  */
-static bool policy_check_permission(PvschedPolicy *pol, Error **errp)
+static bool policy_check_permission(const PvschedPolicySettings *pol,
+                                    Error **errp)
 {
     struct rlimit rl;
 
@@ -111,12 +117,42 @@ static void policy_publish(PvschedPolicy *pol)
 {
     PvschedPolicySnapshot *snap = g_new0(PvschedPolicySnapshot, 1);
     PvschedPolicySnapshot *old = pol->snap;
+    CPUState *cs;
 
-    snap->cfg = policy_to_config(pol);
+    snap->cfg = policy_to_config(&pol->set);
     qatomic_rcu_set(&pol->snap, snap);
     if (old) {
         g_free_rcu(old, rcu);
     }
+    /*
+     * A vCPU may stay in KVM_RUN indefinitely (halted, or spinning): kick
+     * every one out so that each applies the new policy to itself now.
+     */
+    CPU_FOREACH(cs) {
+        qemu_cpu_kick(cs);
+    }
+    trace_pvsched_policy(object_get_canonical_path_component(OBJECT(pol)),
+                         PvschedMode_str(pol->set.mode),
+                         PvschedBoostClass_str(pol->set.boost_class),
+                         pol->set.boost_priority, pol->set.max_boost_us,
+                         pol->set.cooldown_us);
+}
+
+/*
+ * Make @want the policy, as a whole or not at all.  Once the object is
+ * complete this is a run-time change: vCPUs follow it at once.
+ */
+static bool policy_apply(PvschedPolicy *pol, const PvschedPolicySettings *want,
+                         Error **errp)
+{
+    if (pol->complete && !policy_check_permission(want, errp)) {
+        return false;
+    }
+    pol->set = *want;
+    if (pol->complete) {
+        policy_publish(pol);
+    }
+    return true;
 }
 
 void pvsched_policy_get_config(PvschedPolicy *pol, PvschedBoostConfig *cfg)
@@ -125,47 +161,32 @@ void pvsched_policy_get_config(PvschedPolicy *pol, PvschedBoostConfig *cfg)
     *cfg = qatomic_rcu_read(&pol->snap)->cfg;
 }
 
-/*
- * Run-time changes to the policy are not supported yet: refuse them
- * rather than accept a value that would not take effect.
- */
-static bool policy_check_mutable(PvschedPolicy *pol, const char *name,
-                                 Error **errp)
-{
-    if (pol->complete) {
-        error_setg(errp, "pvsched-policy: '%s' cannot be changed once the "
-                   "object is created", name);
-        return false;
-    }
-    return true;
-}
-
 static int policy_get_mode(Object *obj, Error **errp)
 {
-    return PVSCHED_POLICY(obj)->mode;
+    return PVSCHED_POLICY(obj)->set.mode;
 }
 
 static void policy_set_mode(Object *obj, int value, Error **errp)
 {
     PvschedPolicy *pol = PVSCHED_POLICY(obj);
+    PvschedPolicySettings want = pol->set;
 
-    if (policy_check_mutable(pol, "mode", errp)) {
-        pol->mode = value;
-    }
+    want.mode = value;
+    policy_apply(pol, &want, errp);
 }
 
 static int policy_get_boost_class(Object *obj, Error **errp)
 {
-    return PVSCHED_POLICY(obj)->boost_class;
+    return PVSCHED_POLICY(obj)->set.boost_class;
 }
 
 static void policy_set_boost_class(Object *obj, int value, Error **errp)
 {
     PvschedPolicy *pol = PVSCHED_POLICY(obj);
+    PvschedPolicySettings want = pol->set;
 
-    if (policy_check_mutable(pol, "boost-class", errp)) {
-        pol->boost_class = value;
-    }
+    want.boost_class = value;
+    policy_apply(pol, &want, errp);
 }
 
 typedef struct PolicyU32Prop {
@@ -176,62 +197,123 @@ typedef struct PolicyU32Prop {
 } PolicyU32Prop;
 
 static const PolicyU32Prop policy_u32_props[] = {
-    { "boost-priority", offsetof(PvschedPolicy, boost_priority), 1, 99,
+    { "boost-priority", offsetof(PvschedPolicySettings, boost_priority), 1, 99,
       "Real-time priority of a boosted vCPU thread (1..99)" },
-    { "max-boost-us", offsetof(PvschedPolicy, max_boost_us), 0, MAX_US,
+    { "max-boost-us", offsetof(PvschedPolicySettings, max_boost_us), 0, MAX_US,
       "Boosted CPU time allowed per boost, in microseconds (0: no bound)" },
-    { "cooldown-us", offsetof(PvschedPolicy, cooldown_us), 0, MAX_US,
+    { "cooldown-us", offsetof(PvschedPolicySettings, cooldown_us), 0, MAX_US,
       "Time a throttled vCPU ignores BOOST, in microseconds" },
 };
+
+static uint32_t *u32_field(PvschedPolicySettings *set,
+                           const PolicyU32Prop *p)
+{
+    return (uint32_t *)((char *)set + p->offset);
+}
+
+static const PolicyU32Prop *u32_prop(const char *name)
+{
+    int i;
+
+    for (i = 0; i < ARRAY_SIZE(policy_u32_props); i++) {
+        if (!strcmp(policy_u32_props[i].name, name)) {
+            return &policy_u32_props[i];
+        }
+    }
+    g_assert_not_reached();
+}
+
+static bool u32_set(PvschedPolicySettings *set, const char *name,
+                    uint32_t value, Error **errp)
+{
+    const PolicyU32Prop *p = u32_prop(name);
+
+    if (value < p->min || value > p->max) {
+        error_setg(errp, "pvsched-policy: %s=%u is out of range: it must be "
+                   "between %u and %u", name, value, p->min, p->max);
+        return false;
+    }
+    *u32_field(set, p) = value;
+    return true;
+}
 
 static void policy_get_u32(Object *obj, Visitor *v, const char *name,
                            void *opaque, Error **errp)
 {
-    const PolicyU32Prop *p = opaque;
-    uint32_t *field = (uint32_t *)((char *)obj + p->offset);
-
-    visit_type_uint32(v, name, field, errp);
+    visit_type_uint32(v, name, u32_field(&PVSCHED_POLICY(obj)->set, opaque),
+                      errp);
 }
 
 static void policy_set_u32(Object *obj, Visitor *v, const char *name,
                            void *opaque, Error **errp)
 {
-    const PolicyU32Prop *p = opaque;
-    uint32_t *field = (uint32_t *)((char *)obj + p->offset);
+    PvschedPolicy *pol = PVSCHED_POLICY(obj);
+    PvschedPolicySettings want = pol->set;
     uint32_t value;
 
-    if (!policy_check_mutable(PVSCHED_POLICY(obj), name, errp) ||
-        !visit_type_uint32(v, name, &value, errp)) {
-        return;
+    if (visit_type_uint32(v, name, &value, errp) &&
+        u32_set(&want, name, value, errp)) {
+        policy_apply(pol, &want, errp);
     }
-    if (value < p->min || value > p->max) {
-        error_setg(errp, "pvsched-policy: %s=%u is out of range: it must be "
-                   "between %u and %u", name, value, p->min, p->max);
-        return;
+}
+
+bool pvsched_policy_update(PvschedPolicy *pol, const PvschedPolicyChange *u,
+                           Error **errp)
+{
+    PvschedPolicySettings want = pol->set;
+
+    if (u->has_mode) {
+        want.mode = u->mode;
     }
-    *field = value;
+    if (u->has_boost_class) {
+        want.boost_class = u->boost_class;
+    }
+    if ((u->has_boost_priority &&
+         !u32_set(&want, "boost-priority", u->boost_priority, errp)) ||
+        (u->has_max_boost_us &&
+         !u32_set(&want, "max-boost-us", u->max_boost_us, errp)) ||
+        (u->has_cooldown_us &&
+         !u32_set(&want, "cooldown-us", u->cooldown_us, errp))) {
+        return false;
+    }
+    return policy_apply(pol, &want, errp);
+}
+
+PvschedPolicyInfo *pvsched_policy_info(PvschedPolicy *pol)
+{
+    PvschedPolicyInfo *info = g_new0(PvschedPolicyInfo, 1);
+
+    info->id = g_strdup(object_get_canonical_path_component(OBJECT(pol)));
+    info->mode = pol->set.mode;
+    info->boost_class = pol->set.boost_class;
+    info->boost_priority = pol->set.boost_priority;
+    info->max_boost_us = pol->set.max_boost_us;
+    info->cooldown_us = pol->set.cooldown_us;
+    return info;
 }
 
 static void policy_complete(UserCreatable *uc, Error **errp)
 {
     PvschedPolicy *pol = PVSCHED_POLICY(uc);
 
-    if (!policy_check_permission(pol, errp)) {
+    if (!policy_check_permission(&pol->set, errp)) {
         return;
     }
-    policy_publish(pol);
     pol->complete = true;
+    policy_publish(pol);
 }
 
 static void policy_instance_init(Object *obj)
 {
     PvschedPolicy *pol = PVSCHED_POLICY(obj);
 
-    pol->mode = PVSCHED_MODE_DYNAMIC;
-    pol->boost_class = PVSCHED_BOOST_CLASS_FIFO;
-    pol->boost_priority = DEFAULT_BOOST_PRIORITY;
-    pol->max_boost_us = DEFAULT_MAX_BOOST_US;
-    pol->cooldown_us = DEFAULT_COOLDOWN_US;
+    pol->set = (PvschedPolicySettings) {
+        .mode = PVSCHED_MODE_DYNAMIC,
+        .boost_class = PVSCHED_BOOST_CLASS_FIFO,
+        .boost_priority = DEFAULT_BOOST_PRIORITY,
+        .max_boost_us = DEFAULT_MAX_BOOST_US,
+        .cooldown_us = DEFAULT_COOLDOWN_US,
+    };
 }
 
 static void policy_instance_finalize(Object *obj)
@@ -279,7 +361,7 @@ static const TypeInfo pvsched_policy_types[] = {
         .instance_init = policy_instance_init,
         .instance_finalize = policy_instance_finalize,
         .class_init = policy_class_init,
-        .interfaces = (const InterfaceInfo[]) {
+        .interfaces = (InterfaceInfo[]) {
             { TYPE_USER_CREATABLE },
             { }
         },

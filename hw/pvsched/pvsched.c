@@ -21,7 +21,7 @@
 #include "target/i386/cpu.h"
 #include "target/i386/kvm/kvm_i386.h"
 #include "pvsched/kvm-hook.h"
-#include "pvsched/vcpu.h"
+#include "pvsched/pvsched.h"
 #include "trace.h"
 
 #define TYPE_PVSCHED "pvsched"
@@ -42,6 +42,17 @@ static PvschedState *pvsched_state;
 static PvschedVcpu *vcpu_of(CPUState *cs)
 {
     return &pvsched_state->vcpus[cs->cpu_index];
+}
+
+PvschedPolicy *pvsched_device_policy(void)
+{
+    return pvsched_state ? pvsched_state->policy : NULL;
+}
+
+PvschedVcpu *pvsched_device_vcpu(int cpu_index)
+{
+    assert(pvsched_state && cpu_index < pvsched_state->nr_vcpus);
+    return &pvsched_state->vcpus[cpu_index];
 }
 
 static bool pvsched_rdmsr(X86CPU *cpu, uint32_t msr, uint64_t *val)

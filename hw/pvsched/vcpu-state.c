@@ -34,10 +34,19 @@ const char *pvsched_status_name(uint64_t status)
     return status < ARRAY_SIZE(names) ? names[status] : "invalid";
 }
 
+static PvschedSchedAttr boost_attr(const PvschedBoostConfig *cfg)
+{
+    PvschedSchedAttr attr = cfg->boost;
+
+    /* QEMU creates threads from vCPU threads: they must not inherit RT. */
+    attr.flags |= SCHED_FLAG_RESET_ON_FORK;
+    return attr;
+}
+
 static int boost(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
                  const PvschedBackend *be)
 {
-    PvschedSchedAttr attr = cfg->boost;
+    PvschedSchedAttr attr = boost_attr(cfg);
     PvschedSchedAttr saved;
     int ret;
 
@@ -49,8 +58,6 @@ static int boost(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
     if (ret < 0) {
         return ret;
     }
-    /* QEMU creates threads from vCPU threads: they must not inherit RT. */
-    attr.flags |= SCHED_FLAG_RESET_ON_FORK;
     ret = be->set(&attr, be->opaque);
     if (ret < 0) {
         return ret;
@@ -84,6 +91,31 @@ static int unboost(PvschedVcpuState *st, const PvschedBackend *be)
     st->boosted_cpu_ns += be->thread_cpu_ns(be->opaque) - st->boost_cpu_ns;
     st->applied = st->saved;
     st->unboosts++;
+    return ret;
+}
+
+static bool attr_equal(const PvschedSchedAttr *a, const PvschedSchedAttr *b)
+{
+    return a->policy == b->policy && a->flags == b->flags &&
+           a->nice == b->nice && a->priority == b->priority &&
+           a->runtime == b->runtime && a->deadline == b->deadline &&
+           a->period == b->period;
+}
+
+/* The policy changed under a boosted vCPU: follow it, keep the bound. */
+static int reapply(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
+                   const PvschedBackend *be)
+{
+    PvschedSchedAttr attr = boost_attr(cfg);
+    int ret;
+
+    if (attr_equal(&attr, &st->applied)) {
+        return 0;
+    }
+    ret = be->set(&attr, be->opaque);
+    if (ret == 0) {
+        st->applied = attr;
+    }
     return ret;
 }
 
@@ -177,6 +209,8 @@ bool pvsched_state_update(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
             if (ret == 0) {
                 changed |= set_status(st, PVSCHED_STATUS_BOOSTED);
             }
+        } else {
+            st->last_error = reapply(st, cfg, be);
         }
     } else if (st->status == PVSCHED_STATUS_BOOSTED) {
         st->last_error = unboost(st, be);

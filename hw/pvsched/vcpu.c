@@ -5,6 +5,10 @@
  */
 
 #include "qemu/osdep.h"
+#include "qemu/main-loop.h"
+#include "block/aio.h"
+#include "hw/core/cpu.h"
+#include "qapi/qapi-events-pvsched.h"
 #include "pvsched/vcpu.h"
 #include "trace.h"
 
@@ -14,6 +18,43 @@ void pvsched_vcpu_init(PvschedVcpu *v, int index, PvschedPolicy *policy)
 {
     *v = (PvschedVcpu) { .index = index, .policy = policy };
     pvsched_state_init(&v->st);
+}
+
+/*
+ * QMP events, sent from the main loop: vCPU threads run without the BQL.
+ * Guest triggered, so monitor.c rate-limits them per vCPU.
+ */
+typedef struct PvschedEvent {
+    int index;
+    bool throttled;             /* else: the area changed */
+    bool registered;
+    uint64_t area;
+} PvschedEvent;
+
+static void send_event(void *opaque)
+{
+    g_autofree PvschedEvent *ev = opaque;
+    CPUState *cs = qemu_get_cpu(ev->index);
+
+    if (ev->throttled) {
+        qapi_event_send_pvsched_throttled(ev->index, cs ? cs->thread_id : 0);
+    } else {
+        qapi_event_send_pvsched_area_changed(ev->index, ev->registered,
+                                             ev->registered, ev->area);
+    }
+}
+
+static void queue_event(PvschedVcpu *v, bool throttled)
+{
+    PvschedEvent *ev = g_new(PvschedEvent, 1);
+
+    *ev = (PvschedEvent) {
+        .index = v->index,
+        .throttled = throttled,
+        .registered = v->area.hva != NULL,
+        .area = v->msr_val & ~PVSCHED_MSR_ENABLE,
+    };
+    aio_bh_schedule_oneshot(qemu_get_aio_context(), send_event, ev);
 }
 
 static void trace_change(PvschedVcpu *v, uint64_t old, uint8_t req)
@@ -31,6 +72,9 @@ static void publish(PvschedVcpu *v, bool changed, uint64_t old, uint8_t req)
 {
     if (changed) {
         pvsched_area_set_status(&v->area, v->st.status);
+        if (v->st.status == PVSCHED_STATUS_THROTTLED) {
+            queue_event(v, true);
+        }
     }
     if (changed || v->st.last_error) {
         trace_change(v, old, req);
@@ -60,6 +104,7 @@ static void disable(PvschedVcpu *v, bool tell_guest)
     }
     pvsched_area_unmap(&v->area);
     v->msr_val = 0;
+    queue_event(v, false);
 }
 
 static bool enable(PvschedVcpu *v, uint64_t val)
@@ -81,6 +126,7 @@ static bool enable(PvschedVcpu *v, uint64_t val)
     /* Status becomes NORMAL; a pending BOOST waits for the next exit. */
     pvsched_state_enable(&v->st, backend);
     publish(v, true, old, 0);
+    queue_event(v, false);
     return true;
 }
 

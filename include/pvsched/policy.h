@@ -8,6 +8,7 @@
 #define PVSCHED_POLICY_H
 
 #include "qom/object.h"
+#include "qapi/qapi-types-pvsched.h"
 #include "pvsched/vcpu-state.h"
 
 #define TYPE_PVSCHED_POLICY "pvsched-policy"
@@ -18,5 +19,10 @@ OBJECT_DECLARE_SIMPLE_TYPE(PvschedPolicy, PVSCHED_POLICY)
  * it from the run loop without the BQL.
  */
 void pvsched_policy_get_config(PvschedPolicy *pol, PvschedBoostConfig *cfg);
+
+/* A run-time change, as pvsched-set-policy gives it: all or nothing. */
+bool pvsched_policy_update(PvschedPolicy *pol, const PvschedPolicyChange *u,
+                           Error **errp);
+PvschedPolicyInfo *pvsched_policy_info(PvschedPolicy *pol);
 
 #endif

@@ -38,8 +38,9 @@ typedef struct PvschedBackend {
 /* sched_getattr()/sched_setattr() on the calling thread. */
 extern const PvschedBackend pvsched_host_backend;
 
+/* Reading another thread is fine: only changes are kept to oneself. */
+int pvsched_sched_get_thread(int tid, PvschedSchedAttr *attr);
+
 const char *pvsched_policy_name(uint32_t policy);
-bool pvsched_sched_attr_equal(const PvschedSchedAttr *a,
-                              const PvschedSchedAttr *b);
 
 #endif

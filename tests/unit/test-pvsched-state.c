@@ -233,7 +233,7 @@ static void test_unbounded(Fixture *f, gconstpointer data)
 {
     f->cfg.max_boost_ns = 0;
     enable_and_boost(f);
-    f->t.cpu_ns += 3600 * 1000000 * US;
+    f->t.cpu_ns += 3600LL * 1000000 * US;
     g_assert_false(update(f, PVSCHED_REQ_BOOST));
     g_assert_cmpuint(f->st.status, ==, PVSCHED_STATUS_BOOSTED);
 }
@@ -267,6 +267,23 @@ static void test_mode_static_and_off(Fixture *f, gconstpointer data)
     assert_thread_is_batch_nice5(f);
 }
 
+static void test_policy_change_while_boosted(Fixture *f, gconstpointer d)
+{
+    enable_and_boost(f);
+    f->cfg.boost = (PvschedSchedAttr) { .policy = SCHED_RR, .priority = 20 };
+    g_assert_false(update(f, PVSCHED_REQ_BOOST));
+    g_assert_cmpuint(f->t.attr.policy, ==, SCHED_RR);
+    g_assert_cmpuint(f->t.attr.priority, ==, 20);
+    g_assert_cmphex(f->t.attr.flags & FLAG_RESET_ON_FORK, ==,
+                    FLAG_RESET_ON_FORK);
+    /* Same policy again: no further system call. */
+    g_assert_false(update(f, PVSCHED_REQ_NONE));
+    g_assert_cmpint(f->t.sets, ==, 2);
+    /* Unboost still gives back the thread's own attributes. */
+    update(f, PVSCHED_REQ_UNBOOST);
+    assert_thread_is_batch_nice5(f);
+}
+
 static void test_status_names(void)
 {
     g_assert_cmpstr(pvsched_status_name(PVSCHED_STATUS_THROTTLED), ==,
@@ -294,6 +311,7 @@ int main(int argc, char **argv)
     ADD("disable-unboosts", test_disable_unboosts);
     ADD("reenable-unboosts", test_reenable_unboosts);
     ADD("mode-static-off", test_mode_static_and_off);
+    ADD("policy-change-while-boosted", test_policy_change_while_boosted);
     g_test_add_func("/pvsched/state/status-names", test_status_names);
     return g_test_run();
 }

@@ -1,0 +1,91 @@
+/*
+ * pvsched: QMP commands
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "qapi/qapi-commands-pvsched.h"
+#include "qom/object_interfaces.h"
+#include "hw/core/cpu.h"
+#include "pvsched/pvsched.h"
+
+#define SCHED_FLAG_RESET_ON_FORK 0x01
+
+/* The thread's attributes as the kernel has them, not as we think. */
+static PvschedThreadSched *thread_sched(int tid)
+{
+    PvschedSchedAttr attr;
+    PvschedThreadSched *info;
+
+    if (pvsched_sched_get_thread(tid, &attr) < 0) {
+        return NULL;
+    }
+    info = g_new0(PvschedThreadSched, 1);
+    info->policy = g_strdup(pvsched_policy_name(attr.policy));
+    info->priority = attr.priority;
+    info->nice = attr.nice;
+    info->reset_on_fork = attr.flags & SCHED_FLAG_RESET_ON_FORK;
+    return info;
+}
+
+/*
+ * The vCPU thread updates its state without the BQL: each field is read
+ * once; a reply may mix two consecutive states, never a torn value.
+ */
+static PvschedVcpuInfo *vcpu_info(CPUState *cs, PvschedVcpu *v)
+{
+    PvschedVcpuInfo *info = g_new0(PvschedVcpuInfo, 1);
+    uint64_t msr_val = qatomic_read(&v->msr_val);
+    int err = qatomic_read(&v->st.last_error);
+
+    info->cpu_index = cs->cpu_index;
+    info->thread_id = cs->thread_id;
+    info->registered = msr_val != 0;
+    info->has_area = info->registered;
+    info->area = msr_val & ~PVSCHED_MSR_ENABLE;
+    info->status = qatomic_read(&v->st.status);
+    info->sched = thread_sched(cs->thread_id);
+    info->boosts = qatomic_read(&v->st.boosts);
+    info->unboosts = qatomic_read(&v->st.unboosts);
+    info->throttles = qatomic_read(&v->st.throttles);
+    info->boosted_ns = qatomic_read(&v->st.boosted_cpu_ns);
+    if (err) {
+        info->last_error = g_strdup(strerror(-err));
+    }
+    return info;
+}
+
+PvschedInfo *qmp_query_pvsched(Error **errp)
+{
+    PvschedInfo *info = g_new0(PvschedInfo, 1);
+    PvschedPolicy *pol = pvsched_device_policy();
+    PvschedVcpuInfoList **tail = &info->vcpus;
+    CPUState *cs;
+
+    if (!pol) {
+        return info;
+    }
+    info->present = true;
+    info->policy = pvsched_policy_info(pol);
+    CPU_FOREACH(cs) {
+        QAPI_LIST_APPEND(tail, vcpu_info(cs, pvsched_device_vcpu(cs->cpu_index)));
+    }
+    return info;
+}
+
+void qmp_pvsched_set_policy(PvschedPolicyChange *change, Error **errp)
+{
+    Object *obj = object_resolve_path_component(object_get_objects_root(),
+                                                change->id);
+    PvschedPolicy *pol = (PvschedPolicy *)object_dynamic_cast(obj,
+                                                    TYPE_PVSCHED_POLICY);
+
+    if (!pol) {
+        error_setg(errp, "there is no pvsched-policy object with id '%s'",
+                   change->id);
+        return;
+    }
+    pvsched_policy_update(pol, change, errp);
+}
