@@ -9,15 +9,20 @@
 #include "qemu/osdep.h"
 #include "libqtest.h"
 #include "qobject/qdict.h"
+#include "qobject/qlist.h"
+#include "qobject/qjson.h"
+#include "qapi/error.h"
 
 /*
  * Start QEMU, expecting it to refuse the command line; return its stderr.
  * qtest_init() cannot be used: it aborts when QEMU does not start.
  */
-static char *start_fails_accel(const char *accel, const char *args)
+static char *start_fails_as(const char *wrapper, const char *accel,
+                            const char *args)
 {
-    g_autofree char *cmd = g_strdup_printf("%s -machine pc -accel %s "
+    g_autofree char *cmd = g_strdup_printf("%s %s -machine pc -accel %s "
                                            "-display none -nodefaults %s",
+                                           wrapper,
                                            g_getenv("QTEST_QEMU_BINARY"),
                                            accel, args);
     g_auto(GStrv) argv = NULL;
@@ -26,23 +31,29 @@ static char *start_fails_accel(const char *accel, const char *args)
     int status;
 
     g_assert_true(g_shell_parse_argv(cmd, NULL, &argv, NULL));
-    g_assert_true(g_spawn_sync(NULL, argv, NULL, G_SPAWN_DEFAULT, NULL, NULL,
-                               &out, &err, &status, NULL));
+    g_assert_true(g_spawn_sync(NULL, argv, NULL, G_SPAWN_SEARCH_PATH, NULL,
+                               NULL, &out, &err, &status, NULL));
     /* Refused: a clean exit with an error, not a crash. */
     g_assert_true(WIFEXITED(status));
     g_assert_cmpint(WEXITSTATUS(status), ==, 1);
     return err;
 }
 
-static void assert_refused_accel(const char *accel, const char *args,
-                                 const char *what)
+static void assert_refused_as(const char *wrapper, const char *accel,
+                              const char *args, const char *what)
 {
-    g_autofree char *err = start_fails_accel(accel, args);
+    g_autofree char *err = start_fails_as(wrapper, accel, args);
 
     if (!strstr(err, what)) {
         g_test_message("stderr: %s", err);
     }
     g_assert_nonnull(strstr(err, what));
+}
+
+static void assert_refused_accel(const char *accel, const char *args,
+                                 const char *what)
+{
+    assert_refused_as("", accel, args, what);
 }
 
 static void assert_refused(const char *args, const char *what)
@@ -150,9 +161,9 @@ static void test_policy_properties(void)
     g_assert_cmpint(qom_get_int(qts, path, "max-boost-us"), ==, 1000);
     g_assert_cmpint(qom_get_int(qts, path, "cooldown-us"), ==, 9000);
 
-    /* Refused once created, and nothing changes. */
+    /* Refused, and nothing changes. */
     rsp = qtest_qmp(qts, "{'execute': 'qom-set', 'arguments': {"
-                    "'path': %s, 'property': 'boost-priority', 'value': 30}}",
+                    "'path': %s, 'property': 'boost-priority', 'value': 300}}",
                     path);
     g_assert_true(qdict_haskey(rsp, "error"));
     qobject_unref(rsp);
@@ -182,6 +193,161 @@ static void test_cpuid_property(void)
     qtest_quit(qts);
 }
 
+/* Without CAP_SYS_NICE and with RLIMIT_RTPRIO 0: refuse, and say why. */
+static void test_policy_needs_permission(void)
+{
+    const char *drop = "prlimit --rtprio=0:0 setpriv --inh-caps=-sys_nice "
+                       "--bounding-set=-sys_nice";
+
+    assert_refused_as(drop, "qtest", "-object pvsched-policy,id=p,"
+                      "boost-priority=8", "needs CAP_SYS_NICE or "
+                      "RLIMIT_RTPRIO >= 8");
+    assert_refused_as(drop, "qtest", "-object pvsched-policy,id=p,"
+                      "boost-priority=8", "prlimit --rtprio=8");
+}
+
+static QDict *query(QTestState *qts)
+{
+    QDict *rsp = qtest_qmp(qts, "{'execute': 'query-pvsched'}");
+
+    g_assert_true(qdict_haskey(rsp, "return"));
+    return rsp;
+}
+
+static void test_query_no_device(void)
+{
+    QTestState *qts = qtest_init("-machine none");
+    QDict *rsp = query(qts);
+    QDict *ret = qdict_get_qdict(rsp, "return");
+
+    g_assert_false(qdict_get_bool(ret, "present"));
+    g_assert_true(qlist_empty(qdict_get_qlist(ret, "vcpus")));
+    qobject_unref(rsp);
+    qtest_quit(qts);
+}
+
+#define KVM_VM "-accel kvm -S -smp 2 -cpu qemu64,kvm-pvsched=on " \
+    "-object pvsched-policy,id=pol0,boost-priority=8 " \
+    "-device pvsched,policy=pol0"
+
+static void test_query_device(void)
+{
+    QTestState *qts = qtest_init(KVM_VM);
+    QDict *rsp = query(qts);
+    QDict *ret = qdict_get_qdict(rsp, "return");
+    QDict *pol = qdict_get_qdict(ret, "policy");
+    QListEntry *e;
+    int n = 0;
+
+    g_assert_true(qdict_get_bool(ret, "present"));
+    g_assert_cmpstr(qdict_get_str(pol, "id"), ==, "pol0");
+    g_assert_cmpstr(qdict_get_str(pol, "mode"), ==, "dynamic");
+    g_assert_cmpint(qdict_get_int(pol, "boost-priority"), ==, 8);
+    QLIST_FOREACH_ENTRY(qdict_get_qlist(ret, "vcpus"), e) {
+        QDict *v = qobject_to(QDict, qlist_entry_obj(e));
+
+        g_assert_cmpint(qdict_get_int(v, "cpu-index"), ==, n++);
+        g_assert_cmpint(qdict_get_int(v, "thread-id"), >, 0);
+        g_assert_false(qdict_get_bool(v, "registered"));
+        g_assert_false(qdict_haskey(v, "area"));
+        g_assert_cmpstr(qdict_get_str(v, "status"), ==, "disabled");
+        g_assert_cmpint(qdict_get_int(v, "boosts"), ==, 0);
+        g_assert_cmpstr(qdict_get_str(qdict_get_qdict(v, "sched"), "policy"),
+                        ==, "other");
+    }
+    g_assert_cmpint(n, ==, 2);
+    qobject_unref(rsp);
+    qtest_quit(qts);
+}
+
+/* Every refused change leaves the whole policy as it was. */
+static void assert_set_refused(QTestState *qts, const char *args,
+                               const char *what)
+{
+    QDict *rsp = qtest_qmp(qts, "{'execute': 'pvsched-set-policy', "
+                           "'arguments': %p}",
+                           qobject_from_json(args, &error_abort));
+    const char *desc;
+
+    g_assert_true(qdict_haskey(rsp, "error"));
+    desc = qdict_get_str(qdict_get_qdict(rsp, "error"), "desc");
+    if (!strstr(desc, what)) {
+        g_test_message("error: %s", desc);
+    }
+    g_assert_nonnull(strstr(desc, what));
+    qobject_unref(rsp);
+    assert_qom_str(qts, "/objects/pol0", "mode", "dynamic");
+    assert_qom_str(qts, "/objects/pol0", "boost-class", "fifo");
+    g_assert_cmpint(qom_get_int(qts, "/objects/pol0", "boost-priority"), ==,
+                    8);
+    g_assert_cmpint(qom_get_int(qts, "/objects/pol0", "max-boost-us"), ==,
+                    3000);
+}
+
+static void test_set_policy_errors(void)
+{
+    QTestState *qts = qtest_init(KVM_VM);
+
+    assert_set_refused(qts, "{'id': 'nope', 'boost-priority': 9}",
+                       "no pvsched-policy object with id 'nope'");
+    assert_set_refused(qts, "{'id': 'pol0', 'mode': 'off', "
+                       "'boost-priority': 100}",
+                       "boost-priority=100 is out of range");
+    assert_set_refused(qts, "{'id': 'pol0', 'boost-class': 'rr', "
+                       "'max-boost-us': 1000, 'boost-priority': 0}",
+                       "boost-priority=0 is out of range");
+    assert_set_refused(qts, "{'id': 'pol0', 'boost-class': 'idle'}",
+                       "idle");
+    assert_set_refused(qts, "{'id': 'pol0', 'max-boost-us': 2000000000}",
+                       "max-boost-us=2000000000 is out of range");
+    qtest_quit(qts);
+}
+
+static void test_set_policy(void)
+{
+    QTestState *qts = qtest_init(KVM_VM);
+    QDict *rsp;
+
+    rsp = qtest_qmp(qts, "{'execute': 'pvsched-set-policy', 'arguments': {"
+                    "'id': 'pol0', 'boost-class': 'rr', 'boost-priority': 20,"
+                    " 'max-boost-us': 500, 'cooldown-us': 4500}}");
+    g_assert_true(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+    assert_qom_str(qts, "/objects/pol0", "boost-class", "rr");
+    g_assert_cmpint(qom_get_int(qts, "/objects/pol0", "boost-priority"), ==,
+                    20);
+    g_assert_cmpint(qom_get_int(qts, "/objects/pol0", "max-boost-us"), ==,
+                    500);
+    g_assert_cmpint(qom_get_int(qts, "/objects/pol0", "cooldown-us"), ==,
+                    4500);
+
+    /* qom-set: the same validation, one property at a time. */
+    rsp = qtest_qmp(qts, "{'execute': 'qom-set', 'arguments': {"
+                    "'path': '/objects/pol0', 'property': 'mode', "
+                    "'value': 'off'}}");
+    g_assert_true(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+    assert_qom_str(qts, "/objects/pol0", "mode", "off");
+    qtest_quit(qts);
+}
+
+static void test_hmp_info(void)
+{
+    QTestState *qts = qtest_init(KVM_VM);
+    g_autofree char *out = qtest_hmp(qts, "info pvsched");
+
+    g_assert_nonnull(strstr(out, "pvsched policy pol0: mode dynamic, fifo "
+                            "priority 8"));
+    g_assert_nonnull(strstr(out, "disabled"));
+    qtest_quit(qts);
+
+    qts = qtest_init("-machine none");
+    g_free(out);
+    out = qtest_hmp(qts, "info pvsched");
+    g_assert_nonnull(strstr(out, "no pvsched device"));
+    qtest_quit(qts);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -202,5 +368,12 @@ int main(int argc, char **argv)
     qtest_add_func("/pvsched/policy/properties", test_policy_properties);
     qtest_add_func("/pvsched/policy/defaults", test_policy_defaults);
     qtest_add_func("/pvsched/cpu/kvm-pvsched", test_cpuid_property);
+    qtest_add_func("/pvsched/policy/needs-permission",
+                   test_policy_needs_permission);
+    qtest_add_func("/pvsched/qmp/query-no-device", test_query_no_device);
+    qtest_add_func("/pvsched/qmp/query-device", test_query_device);
+    qtest_add_func("/pvsched/qmp/set-policy-errors", test_set_policy_errors);
+    qtest_add_func("/pvsched/qmp/set-policy", test_set_policy);
+    qtest_add_func("/pvsched/hmp/info", test_hmp_info);
     return g_test_run();
 }
