@@ -13,7 +13,8 @@ QEMU := $(BUILD)/qemu-system-x86_64
 GUEST := $(BUILD)/guest/pvsched-guest.elf
 
 # The test binaries built alongside QEMU.
-TEST_TARGETS := tests/unit/test-pvsched-state tests/qtest/pvsched-test
+TEST_TARGETS := tests/unit/test-pvsched-state tests/qtest/pvsched-test \
+	tests/qtest/qmp-cmd-test
 
 .PHONY: all deps qemu guest run check series clean FORCE
 

@@ -18,11 +18,15 @@ for p in "$out"/patches/*.patch; do
 done
 [ "$errors" -eq 0 ] || die "$errors patches have checkpatch errors"
 
-# Oldest first, so that each step rebuilds only what its commit changed.
+# Oldest first, so that each step rebuilds only what its commit changed;
+# the last one builds the tests as well.
+last=$(git -C "$out/src" rev-parse pvsched)
 for c in $(git -C "$out/src" rev-list --reverse pristine..pvsched); do
     log "building $(git -C "$out/src" log -1 --format=%s "$c")"
     git -C "$out/src" checkout -q "$c"
-    PVSCHED_NINJA_TARGETS=all \
+    targets=
+    [ "$c" != "$last" ] || targets="tests/unit/test-pvsched-state tests/qtest/pvsched-test"
+    PVSCHED_NINJA_TARGETS=$targets \
         bash "$top/scripts/build-qemu.sh" "$out/src" "$out/qemu" > "$out/build.log" 2>&1 ||
         { tail -n 30 "$out/build.log"; die "commit $c does not build"; }
 done

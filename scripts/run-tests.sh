@@ -50,9 +50,13 @@ suite_unit() {
 }
 
 suite_qtest() {
-    QTEST_QEMU_BINARY=$QB/qemu-system-x86_64 \
-        "$QB/tests/qtest/pvsched-test" --tap -k 2>&1 | tee "$results/qtest.tap"
-    count_tap qtest "$results/qtest.tap"
+    local t
+    # QEMU's own qmp-cmd-test calls every query-* command, ours included.
+    for t in pvsched-test qmp-cmd-test; do
+        QTEST_QEMU_BINARY=$QB/qemu-system-x86_64 \
+            "$QB/tests/qtest/$t" --tap -k 2>&1 | tee "$results/$t.tap"
+        count_tap "qtest $t" "$results/$t.tap"
+    done
 }
 
 suite_kvm() {
@@ -77,9 +81,11 @@ build_disabled() {
         echo "pvsched device present in a -Dpvsched=false build"
         return 1
     fi
-    "$q" -accel kvm -cpu qemu64,kvm-pvsched=on -machine none -S \
-        -display none -monitor none -qmp stdio <<< '{"execute":"quit"}' 2>&1 |
-        tee /dev/stderr | grep "doesn't support requested feature.*bit 18" >/dev/null
+    printf '%s\n' '{"execute": "qmp_capabilities"}' '{"execute": "quit"}' |
+        timeout 60 "$q" -accel kvm -cpu qemu64,kvm-pvsched=on -machine pc -S \
+            -nodefaults -display none -monitor none -qmp stdio 2>&1 |
+        tee /dev/stderr |
+        grep "doesn't support requested feature.*bit 18" >/dev/null
 }
 
 suite_unit

@@ -18,7 +18,7 @@
 #include "qapi/qapi-types-pvsched.h"
 #include "qemu/rcu.h"
 #include "qom/object_interfaces.h"
-#include "hw/core/cpu.h"
+#include "qemu/notify.h"
 #include "pvsched/policy.h"
 #include "trace.h"
 
@@ -47,6 +47,7 @@ struct PvschedPolicy {
     PvschedPolicySettings set;      /* the properties; BQL */
     bool complete;
     PvschedPolicySnapshot *snap;    /* what vCPUs read; RCU */
+    NotifierList changed;           /* run-time changes; BQL */
 };
 
 static PvschedBoostConfig policy_to_config(const PvschedPolicySettings *pol)
@@ -117,19 +118,13 @@ static void policy_publish(PvschedPolicy *pol)
 {
     PvschedPolicySnapshot *snap = g_new0(PvschedPolicySnapshot, 1);
     PvschedPolicySnapshot *old = pol->snap;
-    CPUState *cs;
 
     snap->cfg = policy_to_config(&pol->set);
     qatomic_rcu_set(&pol->snap, snap);
     if (old) {
         g_free_rcu(old, rcu);
-    }
-    /*
-     * A vCPU may stay in KVM_RUN indefinitely (halted, or spinning): kick
-     * every one out so that each applies the new policy to itself now.
-     */
-    CPU_FOREACH(cs) {
-        qemu_cpu_kick(cs);
+        /* A run-time change: whoever follows the policy applies it now. */
+        notifier_list_notify(&pol->changed, pol);
     }
     trace_pvsched_policy(object_get_canonical_path_component(OBJECT(pol)),
                          PvschedMode_str(pol->set.mode),
@@ -153,6 +148,11 @@ static bool policy_apply(PvschedPolicy *pol, const PvschedPolicySettings *want,
         policy_publish(pol);
     }
     return true;
+}
+
+void pvsched_policy_add_change_notifier(PvschedPolicy *pol, Notifier *n)
+{
+    notifier_list_add(&pol->changed, n);
 }
 
 void pvsched_policy_get_config(PvschedPolicy *pol, PvschedBoostConfig *cfg)
@@ -307,6 +307,7 @@ static void policy_instance_init(Object *obj)
 {
     PvschedPolicy *pol = PVSCHED_POLICY(obj);
 
+    notifier_list_init(&pol->changed);
     pol->set = (PvschedPolicySettings) {
         .mode = PVSCHED_MODE_DYNAMIC,
         .boost_class = PVSCHED_BOOST_CLASS_FIFO,

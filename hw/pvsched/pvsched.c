@@ -34,6 +34,7 @@ struct PvschedState {
     unsigned nr_vcpus;
     PvschedVcpu *vcpus;         /* indexed by cpu_index */
     KVMPvschedHook hook;
+    Notifier policy_changed;
 };
 
 /* MSR handlers get no opaque pointer; realize allows one device. */
@@ -71,6 +72,25 @@ static void pvsched_post_run(CPUState *cs, void *opaque)
     PvschedState *s = opaque;
 
     pvsched_vcpu_sync(&s->vcpus[cs->cpu_index]);
+}
+
+static void pvsched_apply_on_vcpu(CPUState *cs, run_on_cpu_data data)
+{
+    pvsched_vcpu_sync(vcpu_of(cs));
+}
+
+/*
+ * When pvsched-set-policy returns, every vCPU thread has applied the new
+ * policy to itself: run_on_cpu() kicks a vCPU out of the guest, even one
+ * spinning without exits, and waits for it.
+ */
+static void pvsched_policy_changed(Notifier *n, void *data)
+{
+    CPUState *cs;
+
+    CPU_FOREACH(cs) {
+        run_on_cpu(cs, pvsched_apply_on_vcpu, RUN_ON_CPU_NULL);
+    }
 }
 
 static bool pvsched_cpus_advertise(Error **errp)
@@ -143,6 +163,8 @@ static void pvsched_realize(DeviceState *dev, Error **errp)
         error_setg(errp, "pvsched: the KVM run-loop hook is already taken");
         return;
     }
+    s->policy_changed.notify = pvsched_policy_changed;
+    pvsched_policy_add_change_notifier(s->policy, &s->policy_changed);
     /* Bus-less: nobody resets us unless we ask. */
     qemu_register_resettable(OBJECT(s));
 }
