@@ -59,16 +59,18 @@ suite_qtest() {
     done
 }
 
-suite_kvm() {
-    local out=$results/kvm.log line p f s
-    python3 tests/functional/pvsched/run.py 2>&1 | tee "$out"
+# A suite that ends with its own "N passed, N failed[, N skipped]" line.
+suite_summary() {
+    local name=$1 out=$results/$1.log line p f s
+    shift
+    "$@" 2>&1 | tee "$out"
     line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)
     if [ -z "$line" ]; then
-        add kvm 0 1 0
+        add "$name" 0 1 0
         return
     fi
     read -r p _ f _ s _ <<< "${line//,/}"
-    add kvm "$p" "$f" "${s:-0}"
+    add "$name" "$p" "$f" "${s:-0}"
 }
 
 # pvsched off: QEMU still builds, and has neither the device nor the bit.
@@ -90,7 +92,8 @@ build_disabled() {
 
 suite_unit
 suite_qtest
-suite_kvm
+suite_summary kvm python3 tests/functional/pvsched/run.py
+suite_summary libvirt python3 tests/functional/pvsched/libvirt/test_libvirt.py
 check build-without-pvsched build_disabled
 if [ -x scripts/export-series.sh ]; then
     check series bash scripts/check-series.sh

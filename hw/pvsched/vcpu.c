@@ -5,6 +5,7 @@
  */
 
 #include "qemu/osdep.h"
+#include "qemu/error-report.h"
 #include "qemu/main-loop.h"
 #include "block/aio.h"
 #include "hw/core/cpu.h"
@@ -57,6 +58,24 @@ static void queue_event(PvschedVcpu *v, bool throttled)
     aio_bh_schedule_oneshot(qemu_get_aio_context(), send_event, ev);
 }
 
+/*
+ * The start-up check cannot see everything: libvirt, for one, moves vCPU
+ * threads into cgroups later, and a cgroup without real-time runtime makes
+ * every boost fail.  Say so once per vCPU rather than fail in silence.
+ */
+static void warn_failure(PvschedVcpu *v)
+{
+    if (!v->warned) {
+        v->warned = true;
+        warn_report("pvsched: vCPU %d: changing its thread's scheduling "
+                    "failed: %s", v->index, strerror(-v->st.last_error));
+        error_printf("The vCPU thread needs CAP_SYS_NICE or a sufficient "
+                     "RLIMIT_RTPRIO, and its cgroup real-time runtime "
+                     "(cpu.rt_runtime_us) if the host has RT group "
+                     "scheduling.  query-pvsched shows the last error.\n");
+    }
+}
+
 static void trace_change(PvschedVcpu *v, uint64_t old, uint8_t req)
 {
     trace_pvsched_status(v->index, pvsched_status_name(old),
@@ -65,6 +84,7 @@ static void trace_change(PvschedVcpu *v, uint64_t old, uint8_t req)
                          v->st.applied.priority);
     if (v->st.last_error) {
         trace_pvsched_sched_error(v->index, v->st.last_error);
+        warn_failure(v);
     }
 }
 

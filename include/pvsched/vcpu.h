@@ -20,6 +20,7 @@ typedef struct PvschedVcpu {
     uint64_t msr_val;           /* last successful enable, or 0 */
     PvschedArea area;
     PvschedVcpuState st;
+    bool warned;                /* about a failed scheduling change */
 } PvschedVcpu;
 
 void pvsched_vcpu_init(PvschedVcpu *v, int index, PvschedPolicy *policy);
