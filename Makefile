@@ -12,8 +12,8 @@ QEMU_BUILD := $(BUILD)/qemu
 QEMU := $(BUILD)/qemu-system-x86_64
 GUEST := $(BUILD)/guest/pvsched-guest.elf
 
-# The test binaries built alongside QEMU.
-TEST_TARGETS := tests/unit/test-pvsched-state tests/qtest/pvsched-test \
+# QEMU and the test binaries built alongside it.
+TARGETS := qemu-system-x86_64 tests/unit/test-pvsched-state tests/qtest/pvsched-test \
 	tests/qtest/qmp-cmd-test
 
 .PHONY: all deps qemu guest run check series clean FORCE
@@ -27,7 +27,7 @@ deps:
 qemu: deps
 	@pristine=$$(bash scripts/fetch-qemu.sh) && \
 	bash scripts/prepare-tree.sh "$$pristine" $(SRC) && \
-	PVSCHED_NINJA_TARGETS="$(TEST_TARGETS)" \
+	PVSCHED_NINJA_TARGETS="$(TARGETS)" \
 	    bash scripts/build-qemu.sh $(SRC) $(QEMU_BUILD) && \
 	ln -sf qemu/qemu-system-x86_64 $(QEMU)
 

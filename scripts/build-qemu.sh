@@ -2,6 +2,7 @@
 # Configure (once per option set) and build QEMU from build/src.
 #
 # usage: build-qemu.sh SRC BUILDDIR [extra configure options...]
+# Builds $PVSCHED_NINJA_TARGETS, by default qemu-system-x86_64.
 set -euo pipefail
 . "$(dirname "$0")/pvsched-env.sh"
 
@@ -39,7 +40,7 @@ if [ ! -f "$bld/build.ninja" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
 fi
 log "building in $bld"
 # shellcheck disable=SC2086
-ninja -C "$bld" qemu-system-x86_64 ${PVSCHED_NINJA_TARGETS:-} >&2
+ninja -C "$bld" ${PVSCHED_NINJA_TARGETS:-qemu-system-x86_64} >&2
 
 # Run from the build tree, QEMU looks for firmware under qemu-bundle/ +
 # the configured path: point those at Debian's packages.

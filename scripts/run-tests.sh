@@ -94,6 +94,7 @@ suite_unit
 suite_qtest
 suite_summary kvm python3 tests/functional/pvsched/run.py
 suite_summary libvirt python3 tests/functional/pvsched/libvirt/test_libvirt.py
+check docs bash scripts/build-docs.sh
 check build-without-pvsched build_disabled
 if [ -x scripts/export-series.sh ]; then
     check series bash scripts/check-series.sh
