@@ -20,6 +20,10 @@ static const struct {
     { "spin", scenario_spin },
     { "selftest", scenario_selftest },
     { "fault", scenario_fault },
+    { "bench-pio", scenario_bench_pio },
+    { "bench-doorbell", scenario_bench_doorbell },
+    { "bench-wakeup", scenario_bench_wakeup },
+    { "bench-scale", scenario_bench_scale },
 };
 
 void scenario_run(const char *name)

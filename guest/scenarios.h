@@ -15,6 +15,10 @@ void scenario_demo(void);
 void scenario_spin(void);
 void scenario_selftest(void);
 void scenario_fault(void);
+void scenario_bench_pio(void);
+void scenario_bench_doorbell(void);
+void scenario_bench_wakeup(void);
+void scenario_bench_scale(void);
 
 /* ---- shared helpers (scenarios.c) ---- */
 
