@@ -1,0 +1,104 @@
+"""Benchmark 1: the cost pvsched adds to every userspace exit.
+
+Three VMs side by side, booted once and measured in turns (each round in
+another order): stock QEMU built from the same pinned source without the
+patchset; the patched QEMU without the device; the patched QEMU with the
+device and a guest that registered its area and never changes its
+request (so the run-loop hook reads the area on every exit and finds
+nothing to do). The guest times each port-0x80 write (a userspace PIO
+exit) with rdtsc; a run's value is the median over its N exits, which
+leaves out the exits during which the host preempted the vCPU.
+
+SPDX-License-Identifier: GPL-2.0-or-later
+"""
+
+from . import common as C
+
+CONFIGS = [
+    # label, qemu, cpu, policy, device, reg
+    ('stock', C.STOCK_QEMU, 'qemu64', None, False, 0),
+    ('patched, no device', C.PATCHED_QEMU, 'qemu64', None, False, 0),
+    ('patched, device, registered', C.PATCHED_QEMU,
+     'qemu64,kvm-pvsched=on', 'boost-class=fifo,boost-priority=8', True, 1),
+]
+
+
+def run(p):
+    loops = 5000 if p.quick else 100000
+    configs = [c for c in CONFIGS if c[1] != C.STOCK_QEMU or p.stock]
+    vms = []
+    try:
+        for label, qemu, cpu, policy, device, reg in configs:
+            vms.append(C.BenchVM(label, 'bench-pio',
+                                 f'loops={loops} reg={reg}', qemu=qemu,
+                                 cpu=cpu, policy=policy, device=device))
+        C.boot_all(vms)
+        runs = {vm.label: [] for vm in vms}
+        for r in range(p.runs):
+            for vm in C.rotated(vms, r):
+                res = vm.step(b'r')
+                stats = next(d for d in res if d['name'] == 'pio')
+                total = next(d for d in res if d['name'] == 'pio-total')
+                runs[vm.label].append({
+                    'med': stats['med'], 'mean': stats['mean'],
+                    'min': stats['min'], 'p90': stats['p90'],
+                    'total_per_exit': total['cycles'] / total['n']})
+            C.log(f'exit cost: round {r + 1}/{p.runs} done')
+        for vm in vms:
+            vm.quit()
+        tsc_khz = vms[0].tsc_khz
+    finally:
+        C.close_all(vms)
+    return analyse(runs, tsc_khz, loops, p)
+
+
+def analyse(runs, tsc_khz, loops, p):
+    labels = list(runs)
+    base = labels[0]
+    res = {'loops': loops, 'tsc_khz': tsc_khz, 'base': base, 'configs': {}}
+    for label in labels:
+        meds = [x['med'] for x in runs[label]]
+        entry = {
+            'runs': runs[label],
+            'median_cycles': C.summary(meds),
+            'mean_cycles': C.summary([x['mean'] for x in runs[label]]),
+        }
+        if label != base:
+            # Paired: the ratio within each round, then its spread.
+            pairs = [a['med'] / b['med']
+                     for a, b in zip(runs[label], runs[base])]
+            entry['ratio_paired'] = C.summary(pairs)
+            entry['ratio_of_medians'] = (
+                entry['median_cycles']['median'] /
+                res_median(runs[base]))
+        res['configs'][label] = entry
+    rows = []
+    for label in labels:
+        e = res['configs'][label]
+        us = 1000.0 / tsc_khz
+        rows.append([
+            label,
+            C.fmt_spread(e['median_cycles'], digits=5),
+            C.fmt_num(e['median_cycles']['median'] * us, 4),
+            f"{C.fmt_num(e['median_cycles']['q1'], 5)}.."
+            f"{C.fmt_num(e['median_cycles']['q3'], 5)}",
+            C.fmt_num(e['mean_cycles']['median'], 4),
+            '1 (base)' if label == base else
+            f"{e['ratio_of_medians']:.4f}",
+            '-' if label == base else C.fmt_spread(e['ratio_paired'], digits=4),
+        ])
+    res['table'] = C.table(
+        f'1. Exit-path cost: guest-timed userspace PIO exit (outb 0x80), '
+        f'{loops} exits per run, {len(runs[base])} runs, configurations '
+        f'interleaved',
+        ['configuration', 'cycles/exit: median [min..max] of runs',
+         'us/exit', 'IQR of runs', 'mean incl. preemption',
+         f'ratio vs {base}', 'paired ratio [min..max]'],
+        rows,
+        'A run\'s value is the median of its per-exit rdtsc deltas; '
+        'target: within 1% (ratio 0.99..1.01).')
+    return res
+
+
+def res_median(runs):
+    return C.summary([x['med'] for x in runs])['median']
