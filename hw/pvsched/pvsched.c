@@ -16,7 +16,9 @@
 #include "hw/core/cpu.h"
 #include "hw/qdev-properties.h"
 #include "migration/vmstate.h"
+#include "qemu/cutils.h"
 #include "system/kvm.h"
+#include "system/qtest.h"
 #include "system/reset.h"
 #include "target/i386/cpu.h"
 #include "target/i386/kvm/kvm_i386.h"
@@ -31,6 +33,7 @@ struct PvschedState {
     DeviceState parent_obj;
 
     PvschedPolicy *policy;
+    bool qtest;                 /* x-qtest: MSR via the qtest protocol */
     unsigned nr_vcpus;
     PvschedVcpu *vcpus;         /* indexed by cpu_index */
     KVMPvschedHook hook;
@@ -111,6 +114,53 @@ static bool pvsched_cpus_advertise(Error **errp)
     return true;
 }
 
+/*
+ * With x-qtest=on and the qtest accelerator, which runs no guest code,
+ * "pvsched wrmsr|rdmsr|exit CPU [VALUE]" drives the MSR handler and the
+ * run-loop hook on that vCPU's own thread, as KVM exits would.
+ */
+typedef struct PvschedQtestOp {
+    const char *op;
+    uint64_t val;
+} PvschedQtestOp;
+
+static void pvsched_qtest_on_vcpu(CPUState *cs, run_on_cpu_data data)
+{
+    PvschedQtestOp *q = data.host_ptr;
+    PvschedVcpu *v = vcpu_of(cs);
+
+    if (!strcmp(q->op, "wrmsr")) {
+        q->val = pvsched_vcpu_msr_write(v, q->val);
+    } else if (!strcmp(q->op, "rdmsr")) {
+        q->val = v->msr_val;
+    } else {
+        pvsched_vcpu_sync(v);
+        q->val = 0;
+    }
+}
+
+static bool pvsched_qtest_command(CharBackend *chr, gchar **words)
+{
+    PvschedQtestOp q = { };
+    CPUState *cs;
+    int64_t cpu;
+
+    if (strcmp(words[0], "pvsched")) {
+        return false;
+    }
+    g_assert(words[1] && words[2] && words[3]);
+    g_assert(!qemu_strtoi64(words[2], NULL, 0, &cpu));
+    g_assert(!qemu_strtou64(words[3], NULL, 0, &q.val));
+    g_assert(!strcmp(words[1], "wrmsr") || !strcmp(words[1], "rdmsr") ||
+             !strcmp(words[1], "exit"));
+    q.op = words[1];
+    cs = qemu_get_cpu(cpu);
+    g_assert(cs);
+    run_on_cpu(cs, pvsched_qtest_on_vcpu, RUN_ON_CPU_HOST_PTR(&q));
+    qtest_sendf(chr, "OK 0x%" PRIx64 "\n", q.val);
+    return true;
+}
+
 static bool pvsched_check(PvschedState *s, Error **errp)
 {
     if (pvsched_state) {
@@ -122,6 +172,9 @@ static bool pvsched_check(PvschedState *s, Error **errp)
         error_append_hint(errp, "Add -object pvsched-policy,id=pol0 and "
                           "-device pvsched,policy=pol0\n");
         return false;
+    }
+    if (s->qtest && qtest_enabled()) {
+        return true;
     }
     if (!kvm_enabled()) {
         error_setg(errp, "pvsched: needs the KVM accelerator");
@@ -140,7 +193,9 @@ static void pvsched_realize(DeviceState *dev, Error **errp)
     if (!pvsched_check(s, errp)) {
         return;
     }
-    ret = kvm_filter_msr(kvm_state, PVSCHED_MSR, pvsched_rdmsr, pvsched_wrmsr);
+    ret = kvm_enabled() ?
+        kvm_filter_msr(kvm_state, PVSCHED_MSR, pvsched_rdmsr, pvsched_wrmsr) :
+        0;
     if (ret < 0) {
         error_setg_errno(errp, -ret, "pvsched: cannot route MSR 0x%x to QEMU",
                          PVSCHED_MSR);
@@ -157,11 +212,17 @@ static void pvsched_realize(DeviceState *dev, Error **errp)
     }
     pvsched_state = s;
 
-    /* Before any vCPU runs guest code: machine creation is not done. */
-    s->hook = (KVMPvschedHook) { .post_run = pvsched_post_run, .opaque = s };
-    if (!kvm_pvsched_install_hook(&s->hook)) {
-        error_setg(errp, "pvsched: the KVM run-loop hook is already taken");
-        return;
+    if (!kvm_enabled()) {
+        qtest_set_command_cb(pvsched_qtest_command);
+    } else {
+        /* Before any vCPU runs guest code: machine creation is not done. */
+        s->hook = (KVMPvschedHook) { .post_run = pvsched_post_run,
+                                     .opaque = s };
+        if (!kvm_pvsched_install_hook(&s->hook)) {
+            error_setg(errp, "pvsched: the KVM run-loop hook is already "
+                       "taken");
+            return;
+        }
     }
     s->policy_changed.notify = pvsched_policy_changed;
     pvsched_policy_add_change_notifier(s->policy, &s->policy_changed);
@@ -202,6 +263,8 @@ static const VMStateDescription vmstate_pvsched = {
 static const Property pvsched_properties[] = {
     DEFINE_PROP_LINK("policy", PvschedState, policy, TYPE_PVSCHED_POLICY,
                      PvschedPolicy *),
+    /* For qtests only: see pvsched_qtest_command(). */
+    DEFINE_PROP_BOOL("x-qtest", PvschedState, qtest, false),
 };
 
 static void pvsched_class_init(ObjectClass *oc, void *data)

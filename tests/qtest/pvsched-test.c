@@ -348,6 +348,224 @@ static void test_hmp_info(void)
     qtest_quit(qts);
 }
 
+/*
+ * The MSR and the run loop, driven through the qtest protocol on each
+ * vCPU's own thread (x-qtest=on): the same handler and hook as under KVM.
+ */
+#define QTEST_VM "-machine pc -smp 2 -m 128M -cpu qemu64 " \
+    "-object pvsched-policy,id=pol0,boost-priority=8,max-boost-us=0 " \
+    "-device pvsched,policy=pol0,x-qtest=on"
+
+#define AREA0   0x100000ULL     /* guest RAM, 64-byte aligned */
+#define AREA1   0x100040ULL
+#define MSR_ENABLE 1ULL
+#define DOORBELL   UINT64_MAX
+
+enum { DISABLED, NORMAL, BOOSTED, THROTTLED };
+enum { REQ_NONE, REQ_UNBOOST, REQ_BOOST };
+
+static bool wrmsr(QTestState *qts, int cpu, uint64_t val)
+{
+    return qtest_pvsched(qts, "wrmsr", cpu, val);
+}
+
+static uint64_t rdmsr(QTestState *qts, int cpu)
+{
+    return qtest_pvsched(qts, "rdmsr", cpu, 0);
+}
+
+static void vm_exit(QTestState *qts, int cpu)
+{
+    qtest_pvsched(qts, "exit", cpu, 0);
+}
+
+static QDict *vcpu_state(QTestState *qts, int cpu)
+{
+    QDict *rsp = query(qts);
+    QListEntry *e;
+    QDict *found = NULL;
+
+    QLIST_FOREACH_ENTRY(qdict_get_qlist(qdict_get_qdict(rsp, "return"),
+                                        "vcpus"), e) {
+        QDict *v = qobject_to(QDict, qlist_entry_obj(e));
+
+        if (qdict_get_int(v, "cpu-index") == cpu) {
+            found = v;
+            qobject_ref(found);
+        }
+    }
+    qobject_unref(rsp);
+    g_assert(found);
+    return found;
+}
+
+static void assert_vcpu(QTestState *qts, int cpu, const char *status,
+                        const char *policy, int prio)
+{
+    QDict *v = vcpu_state(qts, cpu);
+    QDict *sched = qdict_get_qdict(v, "sched");
+
+    g_assert_cmpstr(qdict_get_str(v, "status"), ==, status);
+    g_assert_cmpstr(qdict_get_str(sched, "policy"), ==, policy);
+    g_assert_cmpint(qdict_get_int(sched, "priority"), ==, prio);
+    qobject_unref(v);
+}
+
+/* Every value DESIGN section 4 calls invalid: #GP, nothing changes. */
+static const uint64_t invalid_msr_values[] = {
+    0x2,                                /* bit 0 clear, not zero */
+    AREA0 | MSR_ENABLE | 0x2,           /* reserved bits 5:1 */
+    AREA0 | MSR_ENABLE | 0x20,
+    (AREA0 + 8) | MSR_ENABLE,           /* not 64-byte aligned */
+    0xfe1,                              /* would cross a page */
+    0x100000000ULL | MSR_ENABLE,        /* beyond RAM */
+    0x7fff0000000ULL | MSR_ENABLE,
+    0xfee00000ULL | MSR_ENABLE,         /* LAPIC MMIO */
+    0xfec00000ULL | MSR_ENABLE,         /* IOAPIC MMIO */
+    0xfffc0000ULL | MSR_ENABLE,         /* BIOS ROM */
+};
+
+static void assert_all_invalid_refused(QTestState *qts, int cpu)
+{
+    uint64_t before = rdmsr(qts, cpu);
+    int i;
+
+    for (i = 0; i < ARRAY_SIZE(invalid_msr_values); i++) {
+        g_assert_false(wrmsr(qts, cpu, invalid_msr_values[i]));
+        g_assert_cmphex(rdmsr(qts, cpu), ==, before);
+    }
+}
+
+static void test_msr_rules(void)
+{
+    QTestState *qts = qtest_init(QTEST_VM);
+
+    g_assert_cmphex(rdmsr(qts, 0), ==, 0);
+    assert_all_invalid_refused(qts, 0);
+    /* The doorbell while disabled: accepted, does nothing. */
+    g_assert_true(wrmsr(qts, 0, DOORBELL));
+    g_assert_cmphex(rdmsr(qts, 0), ==, 0);
+
+    qtest_writeq(qts, AREA0, 0xdead);
+    g_assert_true(wrmsr(qts, 0, AREA0 | MSR_ENABLE));
+    g_assert_cmphex(rdmsr(qts, 0), ==, AREA0 | MSR_ENABLE);
+    g_assert_cmphex(qtest_readq(qts, AREA0), ==, NORMAL);
+    assert_all_invalid_refused(qts, 0);
+    g_assert_cmphex(qtest_readq(qts, AREA0), ==, NORMAL);
+    /* The MSR is per vCPU. */
+    g_assert_cmphex(rdmsr(qts, 1), ==, 0);
+
+    /* Moving the area: the old one is told DISABLED. */
+    g_assert_true(wrmsr(qts, 0, AREA1 | MSR_ENABLE));
+    g_assert_cmphex(qtest_readq(qts, AREA0), ==, DISABLED);
+    g_assert_cmphex(qtest_readq(qts, AREA1), ==, NORMAL);
+
+    g_assert_true(wrmsr(qts, 0, 0));
+    g_assert_cmphex(rdmsr(qts, 0), ==, 0);
+    g_assert_cmphex(qtest_readq(qts, AREA1), ==, DISABLED);
+    qtest_quit(qts);
+}
+
+static void test_boost_through_the_area(void)
+{
+    QTestState *qts = qtest_init(QTEST_VM);
+
+    g_assert_true(wrmsr(qts, 0, AREA0 | MSR_ENABLE));
+    g_assert_true(wrmsr(qts, 1, AREA1 | MSR_ENABLE));
+
+    /* A lazy BOOST: nothing until the vCPU leaves the guest. */
+    qtest_writeb(qts, AREA0 + 8, REQ_BOOST);
+    g_assert_cmphex(qtest_readq(qts, AREA0), ==, NORMAL);
+    vm_exit(qts, 0);
+    g_assert_cmphex(qtest_readq(qts, AREA0), ==, BOOSTED);
+    assert_vcpu(qts, 0, "boosted", "fifo", 8);
+    assert_vcpu(qts, 1, "normal", "other", 0);
+
+    /* UNBOOST through the doorbell. */
+    qtest_writeb(qts, AREA0 + 8, REQ_UNBOOST);
+    g_assert_true(wrmsr(qts, 0, DOORBELL));
+    g_assert_cmphex(qtest_readq(qts, AREA0), ==, NORMAL);
+    assert_vcpu(qts, 0, "normal", "other", 0);
+
+    /* An undefined request changes nothing. */
+    qtest_writeb(qts, AREA1 + 8, 0x7f);
+    vm_exit(qts, 1);
+    assert_vcpu(qts, 1, "normal", "other", 0);
+
+    /* Disable unboosts. */
+    qtest_writeb(qts, AREA1 + 8, REQ_BOOST);
+    vm_exit(qts, 1);
+    assert_vcpu(qts, 1, "boosted", "fifo", 8);
+    g_assert_true(wrmsr(qts, 1, 0));
+    assert_vcpu(qts, 1, "disabled", "other", 0);
+    g_assert_cmphex(qtest_readq(qts, AREA1), ==, DISABLED);
+    qtest_quit(qts);
+}
+
+static void test_reset(void)
+{
+    QTestState *qts = qtest_init(QTEST_VM);
+    QDict *v;
+
+    g_assert_true(wrmsr(qts, 0, AREA0 | MSR_ENABLE));
+    qtest_writeb(qts, AREA0 + 8, REQ_BOOST);
+    vm_exit(qts, 0);
+    assert_vcpu(qts, 0, "boosted", "fifo", 8);
+
+    qobject_unref(qtest_qmp(qts, "{'execute': 'system_reset'}"));
+    qtest_qmp_eventwait(qts, "RESET");
+    /* Reset work is queued on the vCPU: this waits for it. */
+    vm_exit(qts, 0);
+    assert_vcpu(qts, 0, "disabled", "other", 0);
+    v = vcpu_state(qts, 0);
+    g_assert_false(qdict_get_bool(v, "registered"));
+    qobject_unref(v);
+    g_assert_cmphex(rdmsr(qts, 0), ==, 0);
+    /* After reset, guest memory is not ours to write. */
+    g_assert_cmphex(qtest_readq(qts, AREA0), ==, BOOSTED);
+    qtest_quit(qts);
+}
+
+static int area_events(QTestState *qts, int cpu, int *last_registered)
+{
+    QDict *ev;
+    int n = 0;
+
+    qobject_unref(query(qts));      /* let queued events through */
+    while ((ev = qtest_qmp_event_ref(qts, "PVSCHED_AREA_CHANGED"))) {
+        QDict *data = qdict_get_qdict(ev, "data");
+
+        if (qdict_get_int(data, "cpu-index") == cpu) {
+            n++;
+            *last_registered = qdict_get_bool(data, "registered");
+        }
+        qobject_unref(ev);
+    }
+    return n;
+}
+
+/* Guest-triggered events: one per second per vCPU, the last one kept. */
+static void test_event_rate_limit(void)
+{
+    QTestState *qts = qtest_init(QTEST_VM);
+    int i, registered = -1;
+
+    for (i = 0; i < 5; i++) {
+        g_assert_true(wrmsr(qts, 0, AREA0 | MSR_ENABLE));
+        g_assert_true(wrmsr(qts, 0, 0));
+    }
+    g_assert_cmpint(area_events(qts, 0, &registered), ==, 1);
+    g_assert_cmpint(registered, ==, 1);
+    /* Another vCPU is not held back by the first one's limit. */
+    g_assert_true(wrmsr(qts, 1, AREA1 | MSR_ENABLE));
+    g_assert_cmpint(area_events(qts, 1, &registered), ==, 1);
+    /* A second later the last of the burst arrives: disabled. */
+    qtest_clock_step(qts, 1000 * 1000 * 1000);
+    g_assert_cmpint(area_events(qts, 0, &registered), ==, 1);
+    g_assert_cmpint(registered, ==, 0);
+    qtest_quit(qts);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -375,5 +593,9 @@ int main(int argc, char **argv)
     qtest_add_func("/pvsched/qmp/set-policy-errors", test_set_policy_errors);
     qtest_add_func("/pvsched/qmp/set-policy", test_set_policy);
     qtest_add_func("/pvsched/hmp/info", test_hmp_info);
+    qtest_add_func("/pvsched/msr/rules", test_msr_rules);
+    qtest_add_func("/pvsched/msr/boost", test_boost_through_the_area);
+    qtest_add_func("/pvsched/lifecycle/reset", test_reset);
+    qtest_add_func("/pvsched/events/rate-limit", test_event_rate_limit);
     return g_test_run();
 }
