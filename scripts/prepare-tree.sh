@@ -16,6 +16,7 @@ stage=$out.stage
 OVERLAY_DIRS="accel hw include qapi tests docs"
 
 rm -rf "$stage"
+mkdir -p "$(dirname "$stage")"
 # Hard links are cheap; patch and cp below replace files rather than
 # writing through the links, so the pristine tree stays pristine.
 cp -al "$pristine" "$stage"
@@ -34,3 +35,4 @@ done
 mkdir -p "$out"
 rsync -rlc --delete "$stage/" "$out/"
 rm -rf "$stage"
+mkdir -p "$(dirname "$stage")"
