@@ -35,4 +35,3 @@ done
 mkdir -p "$out"
 rsync -rlc --delete "$stage/" "$out/"
 rm -rf "$stage"
-mkdir -p "$(dirname "$stage")"
