@@ -46,14 +46,18 @@ void scenario_demo(void)
 /*
  * Boosted busy loop with no exit at all (no I/O, no pause), so that only
  * the host's own bound can end the boost; the final status is reported,
- * not checked: the host test knows what it configured.
+ * not checked: the host test knows what it configured.  With io_us=<n>,
+ * a rogue guest instead: BOOST stays requested and a port write every n
+ * microseconds gives the host an exit at which to boost it again.
  */
 void scenario_spin(void)
 {
     uint32_t ms = cmdline_u32("ms", 100);
+    uint32_t io_us = cmdline_u32("io_us", 0);
+    uint64_t io_every = io_us ? us_to_tsc(io_us) : 0;
     struct pvsched_area *a = &pv_area[0];
     struct pv_op op;
-    uint64_t t0, end, t1, st;
+    uint64_t t0, end, t1, st, next_io;
     uint8_t req;
 
     require_feature();
@@ -63,7 +67,12 @@ void scenario_spin(void)
 
     t0 = rdtsc();
     end = t0 + ms_to_tsc(ms);
+    next_io = t0 + io_every;
     while ((t1 = rdtsc()) < end) {
+        if (io_every && t1 >= next_io) {
+            outb(0x80, 0);
+            next_io = t1 + io_every;
+        }
         barrier();
     }
     st = pv_status(a);

@@ -44,6 +44,13 @@ void hmp_info_pvsched(Monitor *mon, const QDict *qdict)
                    PvschedMode_str(p->mode),
                    PvschedBoostClass_str(p->boost_class), p->boost_priority,
                    p->max_boost_us, p->cooldown_us);
+    if (info->emulator) {
+        PvschedThreadSched *e = info->emulator->sched;
+
+        monitor_printf(mon, "emulator thread %" PRId64 ": %s/%u\n",
+                       info->emulator->thread_id, e ? e->policy : "?",
+                       e ? e->priority : 0);
+    }
     monitor_printf(mon, "  cpu   thread  status    area         sched     "
                    "        boosts unboosts throttles boosted-ms\n");
     for (l = info->vcpus; l; l = l->next) {

@@ -19,6 +19,7 @@
 #include "qemu/rcu.h"
 #include "qom/object_interfaces.h"
 #include "qemu/notify.h"
+#include "pvsched/emulator.h"
 #include "pvsched/policy.h"
 #include "trace.h"
 
@@ -39,6 +40,7 @@ typedef struct PvschedPolicySettings {
     uint32_t boost_priority;
     uint32_t max_boost_us;
     uint32_t cooldown_us;
+    uint32_t emulator_priority;     /* 0: boost-priority + 1 */
 } PvschedPolicySettings;
 
 struct PvschedPolicy {
@@ -87,6 +89,32 @@ static bool have_cap_sys_nice(void)
            CAP_TO_MASK(CAP_SYS_NICE);
 }
 
+static uint32_t emulator_priority(const PvschedPolicySettings *pol)
+{
+    return pol->emulator_priority ?: pol->boost_priority + 1;
+}
+
+/* Seed 000's rule: a thread that can wake a vCPU runs above it. */
+static bool policy_check_order(const PvschedPolicySettings *pol,
+                               Error **errp)
+{
+    uint32_t emu = emulator_priority(pol);
+
+    if (emu > 99) {
+        error_setg(errp, "pvsched-policy: boost-priority=%u leaves no room "
+                   "for the emulator thread above it", pol->boost_priority);
+        error_append_hint(errp, "Use a boost-priority of at most 98.\n");
+        return false;
+    }
+    if (emu <= pol->boost_priority) {
+        error_setg(errp, "pvsched-policy: emulator-priority=%u must be above "
+                   "boost-priority=%u: the emulator thread wakes and polices "
+                   "boosted vCPUs", emu, pol->boost_priority);
+        return false;
+    }
+    return true;
+}
+
 /*
  * Refuse at start-up what would fail at the first boost: a boost that
  * silently does nothing is worse than no boost.
@@ -94,24 +122,44 @@ static bool have_cap_sys_nice(void)
 static bool policy_check_permission(const PvschedPolicySettings *pol,
                                     Error **errp)
 {
+    uint32_t need = emulator_priority(pol);
     struct rlimit rl;
 
     if (pol->mode == PVSCHED_MODE_OFF || have_cap_sys_nice()) {
         return true;
     }
-    if (getrlimit(RLIMIT_RTPRIO, &rl) == 0 &&
-        rl.rlim_cur >= pol->boost_priority) {
+    if (getrlimit(RLIMIT_RTPRIO, &rl) == 0 && rl.rlim_cur >= need) {
         return true;
     }
     error_setg(errp, "pvsched-policy: boost-class=%s,boost-priority=%u "
-               "needs CAP_SYS_NICE or RLIMIT_RTPRIO >= %u, and QEMU has "
-               "neither", PvschedBoostClass_str(pol->boost_class),
-               pol->boost_priority, pol->boost_priority);
+               "with the emulator thread at %u needs CAP_SYS_NICE or "
+               "RLIMIT_RTPRIO >= %u, and QEMU has neither",
+               PvschedBoostClass_str(pol->boost_class), pol->boost_priority,
+               need, need);
     error_append_hint(errp, "Grant QEMU CAP_SYS_NICE, or raise its "
                       "RLIMIT_RTPRIO (e.g. 'ulimit -r %u' or "
                       "'prlimit --rtprio=%u') before starting it.\n",
-                      pol->boost_priority, pol->boost_priority);
+                      need, need);
     return false;
+}
+
+/* The main loop, where this runs, takes its place above the vCPUs. */
+static bool policy_order_emulator(const PvschedPolicySettings *pol,
+                                  Error **errp)
+{
+    PvschedSchedAttr attr = {
+        .policy = SCHED_FIFO,
+        .priority = emulator_priority(pol),
+    };
+    int ret;
+
+    ret = pvsched_emulator_apply(pol->mode == PVSCHED_MODE_OFF ? NULL : &attr);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "pvsched-policy: cannot set the emulator "
+                         "thread to SCHED_FIFO %u", attr.priority);
+        return false;
+    }
+    return true;
 }
 
 static void policy_publish(PvschedPolicy *pol)
@@ -140,7 +188,10 @@ static void policy_publish(PvschedPolicy *pol)
 static bool policy_apply(PvschedPolicy *pol, const PvschedPolicySettings *want,
                          Error **errp)
 {
-    if (pol->complete && !policy_check_permission(want, errp)) {
+    if (pol->complete &&
+        (!policy_check_order(want, errp) ||
+         !policy_check_permission(want, errp) ||
+         !policy_order_emulator(want, errp))) {
         return false;
     }
     pol->set = *want;
@@ -203,6 +254,9 @@ static const PolicyU32Prop policy_u32_props[] = {
       "Boosted CPU time allowed per boost, in microseconds (0: no bound)" },
     { "cooldown-us", offsetof(PvschedPolicySettings, cooldown_us), 0, MAX_US,
       "Time a throttled vCPU ignores BOOST, in microseconds" },
+    { "emulator-priority", offsetof(PvschedPolicySettings, emulator_priority),
+      0, 99, "Real-time priority of the emulator (main-loop) thread, above "
+      "boost-priority (0: boost-priority + 1)" },
 };
 
 static uint32_t *u32_field(PvschedPolicySettings *set,
@@ -273,7 +327,9 @@ bool pvsched_policy_update(PvschedPolicy *pol, const PvschedPolicyChange *u,
         (u->has_max_boost_us &&
          !u32_set(&want, "max-boost-us", u->max_boost_us, errp)) ||
         (u->has_cooldown_us &&
-         !u32_set(&want, "cooldown-us", u->cooldown_us, errp))) {
+         !u32_set(&want, "cooldown-us", u->cooldown_us, errp)) ||
+        (u->has_emulator_priority &&
+         !u32_set(&want, "emulator-priority", u->emulator_priority, errp))) {
         return false;
     }
     return policy_apply(pol, &want, errp);
@@ -289,6 +345,7 @@ PvschedPolicyInfo *pvsched_policy_info(PvschedPolicy *pol)
     info->boost_priority = pol->set.boost_priority;
     info->max_boost_us = pol->set.max_boost_us;
     info->cooldown_us = pol->set.cooldown_us;
+    info->emulator_priority = emulator_priority(&pol->set);
     return info;
 }
 
@@ -296,7 +353,9 @@ static void policy_complete(UserCreatable *uc, Error **errp)
 {
     PvschedPolicy *pol = PVSCHED_POLICY(uc);
 
-    if (!policy_check_permission(&pol->set, errp)) {
+    if (!policy_check_order(&pol->set, errp) ||
+        !policy_check_permission(&pol->set, errp) ||
+        !policy_order_emulator(&pol->set, errp)) {
         return;
     }
     pol->complete = true;

@@ -9,6 +9,7 @@
 #include "qapi/qapi-commands-pvsched.h"
 #include "qom/object_interfaces.h"
 #include "hw/core/cpu.h"
+#include "pvsched/emulator.h"
 #include "pvsched/pvsched.h"
 
 #define SCHED_FLAG_RESET_ON_FORK 0x01
@@ -69,6 +70,9 @@ PvschedInfo *qmp_query_pvsched(Error **errp)
     }
     info->present = true;
     info->policy = pvsched_policy_info(pol);
+    info->emulator = g_new0(PvschedEmulatorInfo, 1);
+    info->emulator->thread_id = pvsched_emulator_thread_id();
+    info->emulator->sched = thread_sched(info->emulator->thread_id);
     CPU_FOREACH(cs) {
         QAPI_LIST_APPEND(tail, vcpu_info(cs, pvsched_device_vcpu(cs->cpu_index)));
     }

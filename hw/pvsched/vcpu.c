@@ -15,10 +15,52 @@
 
 static const PvschedBackend *backend = &pvsched_host_backend;
 
+/* Past the bound, how soon to look again if the kick has not landed. */
+#define KICK_RETRY_NS (50 * SCALE_US)
+
+static int64_t vcpu_cpu_ns(PvschedVcpu *v)
+{
+    struct timespec ts;
+
+    clock_gettime(v->cpu_clock, &ts);
+    return ts.tv_sec * NANOSECONDS_PER_SECOND + ts.tv_nsec;
+}
+
+/*
+ * The bound on boosted CPU time, enforced from the main loop whatever the
+ * guest does: POSIX CPU-time timers fire on the host tick, too late for a
+ * 3 ms budget, so a high-resolution timer compares the vCPU thread's CPU
+ * clock with its budget and, once it is spent, kicks the vCPU out of
+ * KVM_RUN; the vCPU thread then throttles itself in its run loop.
+ */
+static void bound_check(void *opaque)
+{
+    PvschedVcpu *v = opaque;
+    PvschedBoostConfig cfg;
+    int64_t left;
+
+    if (qatomic_read(&v->st.status) != PVSCHED_STATUS_BOOSTED) {
+        return;
+    }
+    pvsched_policy_get_config(v->policy, &cfg);
+    if (!cfg.max_boost_ns) {
+        return;
+    }
+    left = cfg.max_boost_ns -
+           (vcpu_cpu_ns(v) - qatomic_read(&v->st.boost_cpu_ns));
+    if (left < 0) {
+        trace_pvsched_bound_kick(v->index, -left);
+        qemu_cpu_kick(qemu_get_cpu(v->index));
+        left = KICK_RETRY_NS;
+    }
+    timer_mod(v->bound_timer, qemu_clock_get_ns(QEMU_CLOCK_REALTIME) + left);
+}
+
 void pvsched_vcpu_init(PvschedVcpu *v, int index, PvschedPolicy *policy)
 {
     *v = (PvschedVcpu) { .index = index, .policy = policy };
     pvsched_state_init(&v->st);
+    v->bound_timer = timer_new_ns(QEMU_CLOCK_REALTIME, bound_check, v);
 }
 
 /*
@@ -109,6 +151,12 @@ void pvsched_vcpu_apply(PvschedVcpu *v)
 
     pvsched_policy_get_config(v->policy, &cfg);
     publish(v, pvsched_state_update(&v->st, &cfg, backend, req), old, req);
+    if (old != PVSCHED_STATUS_BOOSTED &&
+        v->st.status == PVSCHED_STATUS_BOOSTED && cfg.max_boost_ns) {
+        /* Thread-safe; CPU time never runs ahead of real time. */
+        timer_mod(v->bound_timer,
+                  qemu_clock_get_ns(QEMU_CLOCK_REALTIME) + cfg.max_boost_ns);
+    }
 }
 
 static void disable(PvschedVcpu *v, bool tell_guest)
@@ -142,6 +190,8 @@ static bool enable(PvschedVcpu *v, uint64_t val)
     }
     v->area = area;
     v->msr_val = val;
+    /* On the vCPU thread: the clock the main loop polices the bound with. */
+    pthread_getcpuclockid(pthread_self(), &v->cpu_clock);
     trace_pvsched_msr_enable(v->index, val & ~PVSCHED_MSR_ENABLE);
     /* Status becomes NORMAL; a pending BOOST waits for the next exit. */
     pvsched_state_enable(&v->st, backend);

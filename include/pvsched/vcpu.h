@@ -10,6 +10,7 @@
 #ifndef PVSCHED_VCPU_H
 #define PVSCHED_VCPU_H
 
+#include "qemu/timer.h"
 #include "pvsched/guest-area.h"
 #include "pvsched/policy.h"
 #include "pvsched/vcpu-state.h"
@@ -21,6 +22,8 @@ typedef struct PvschedVcpu {
     PvschedArea area;
     PvschedVcpuState st;
     bool warned;                /* about a failed scheduling change */
+    QEMUTimer *bound_timer;     /* polices max-boost-us; main loop */
+    clockid_t cpu_clock;        /* the vCPU thread's CPU-time clock */
 } PvschedVcpu;
 
 void pvsched_vcpu_init(PvschedVcpu *v, int index, PvschedPolicy *policy);

@@ -145,6 +145,11 @@ static void test_policy_rejects(void)
                    "idle");
     assert_refused("-object pvsched-policy,id=p,mode=sometimes",
                    "sometimes");
+    assert_refused("-object pvsched-policy,id=p,boost-priority=20,"
+                   "emulator-priority=20",
+                   "emulator-priority=20 must be above boost-priority=20");
+    assert_refused("-object pvsched-policy,id=p,boost-priority=99",
+                   "boost-priority=99 leaves no room for the emulator");
 }
 
 static void test_policy_properties(void)
@@ -199,11 +204,12 @@ static void test_policy_needs_permission(void)
     const char *drop = "prlimit --rtprio=0:0 setpriv --inh-caps=-sys_nice "
                        "--bounding-set=-sys_nice";
 
+    /* The emulator thread needs one more than the vCPUs. */
     assert_refused_as(drop, "qtest", "-object pvsched-policy,id=p,"
-                      "boost-priority=8", "needs CAP_SYS_NICE or "
-                      "RLIMIT_RTPRIO >= 8");
+                      "boost-priority=8", "with the emulator thread at 9 "
+                      "needs CAP_SYS_NICE or RLIMIT_RTPRIO >= 9");
     assert_refused_as(drop, "qtest", "-object pvsched-policy,id=p,"
-                      "boost-priority=8", "prlimit --rtprio=8");
+                      "boost-priority=8", "prlimit --rtprio=9");
 }
 
 static QDict *query(QTestState *qts)
@@ -236,6 +242,7 @@ static void test_query_device(void)
     QDict *rsp = query(qts);
     QDict *ret = qdict_get_qdict(rsp, "return");
     QDict *pol = qdict_get_qdict(ret, "policy");
+    QDict *emu, *sched;
     QListEntry *e;
     int n = 0;
 
@@ -256,6 +263,14 @@ static void test_query_device(void)
                         ==, "other");
     }
     g_assert_cmpint(n, ==, 2);
+    /* The emulator thread runs above every boosted vCPU. */
+    g_assert_cmpint(qdict_get_int(pol, "emulator-priority"), ==, 9);
+    emu = qdict_get_qdict(ret, "emulator");
+    g_assert_cmpint(qdict_get_int(emu, "thread-id"), >, 0);
+    sched = qdict_get_qdict(emu, "sched");
+    g_assert_cmpstr(qdict_get_str(sched, "policy"), ==, "fifo");
+    g_assert_cmpint(qdict_get_int(sched, "priority"), ==, 9);
+    g_assert_true(qdict_get_bool(sched, "reset-on-fork"));
     qobject_unref(rsp);
     qtest_quit(qts);
 }
@@ -300,6 +315,12 @@ static void test_set_policy_errors(void)
                        "idle");
     assert_set_refused(qts, "{'id': 'pol0', 'max-boost-us': 2000000000}",
                        "max-boost-us=2000000000 is out of range");
+    assert_set_refused(qts, "{'id': 'pol0', 'mode': 'static', "
+                       "'emulator-priority': 5}",
+                       "emulator-priority=5 must be above boost-priority=8");
+    assert_set_refused(qts, "{'id': 'pol0', 'boost-priority': 12, "
+                       "'emulator-priority': 11}",
+                       "emulator-priority=11 must be above boost-priority=12");
     qtest_quit(qts);
 }
 
