@@ -38,6 +38,7 @@ struct PvschedState {
     PvschedVcpu *vcpus;         /* indexed by cpu_index */
     KVMPvschedHook hook;
     Notifier policy_changed;
+    uint64_t *mig_msr;          /* per vCPU, for migration */
 };
 
 /* MSR handlers get no opaque pointer; realize allows one device. */
@@ -207,6 +208,7 @@ static void pvsched_realize(DeviceState *dev, Error **errp)
     /* Room for every vCPU the machine may ever have, hotplugged ones too. */
     s->nr_vcpus = ms->smp.max_cpus;
     s->vcpus = g_new(PvschedVcpu, s->nr_vcpus);
+    s->mig_msr = g_new0(uint64_t, s->nr_vcpus);
     for (i = 0; i < s->nr_vcpus; i++) {
         pvsched_vcpu_init(&s->vcpus[i], i, s->policy);
     }
@@ -254,10 +256,56 @@ static void pvsched_reset_hold(Object *obj, ResetType type)
     }
 }
 
-/* Migration of registrations is not implemented yet: block it loudly. */
+/*
+ * Migration carries each vCPU's registration (the area itself is guest
+ * RAM); boosts are not carried: the destination's threads boost at their
+ * first exit if the guest still asks.
+ */
+static int pvsched_pre_save(void *opaque)
+{
+    PvschedState *s = opaque;
+    int i;
+
+    for (i = 0; i < s->nr_vcpus; i++) {
+        s->mig_msr[i] = qatomic_read(&s->vcpus[i].msr_val);
+    }
+    return 0;
+}
+
+static int pvsched_post_load(void *opaque, int version_id)
+{
+    PvschedState *s = opaque;
+    CPUState *cs;
+
+    CPU_FOREACH(cs) {
+        uint64_t val = s->mig_msr[cs->cpu_index];
+        clockid_t clock;
+
+        if (!val) {
+            continue;
+        }
+        if (pthread_getcpuclockid(cs->thread->thread, &clock) ||
+            !pvsched_vcpu_restore(vcpu_of(cs), val, clock)) {
+            error_report("pvsched: vCPU %d's area 0x%" PRIx64 " is not "
+                         "valid on this machine", cs->cpu_index, val);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
 static const VMStateDescription vmstate_pvsched = {
     .name = TYPE_PVSCHED,
-    .unmigratable = 1,
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .pre_save = pvsched_pre_save,
+    .post_load = pvsched_post_load,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT32_EQUAL(nr_vcpus, PvschedState, NULL),
+        VMSTATE_VARRAY_UINT32(mig_msr, PvschedState, nr_vcpus, 0,
+                              vmstate_info_uint64, uint64_t),
+        VMSTATE_END_OF_LIST()
+    },
 };
 
 static const Property pvsched_properties[] = {

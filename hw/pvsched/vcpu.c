@@ -225,6 +225,24 @@ bool pvsched_vcpu_msr_write(PvschedVcpu *v, uint64_t val)
     return enable(v, val);
 }
 
+bool pvsched_vcpu_restore(PvschedVcpu *v, uint64_t val, clockid_t cpu_clock)
+{
+    PvschedArea area;
+    const char *why;
+
+    if (!(val & PVSCHED_MSR_ENABLE) || (val & PVSCHED_MSR_RESERVED_MASK) ||
+        !pvsched_area_map(&area, val & ~PVSCHED_MSR_ENABLE, &why)) {
+        return false;
+    }
+    v->area = area;
+    v->msr_val = val;
+    v->cpu_clock = cpu_clock;
+    /* Not boosted here yet: a pending BOOST is honoured at the next exit. */
+    pvsched_state_enable(&v->st, backend);
+    pvsched_area_set_status(&v->area, v->st.status);
+    return true;
+}
+
 void pvsched_vcpu_reset(PvschedVcpu *v)
 {
     trace_pvsched_reset(v->index);

@@ -31,6 +31,13 @@ void pvsched_vcpu_init(PvschedVcpu *v, int index, PvschedPolicy *policy);
 /* MSR writes; false means #GP with nothing changed. */
 bool pvsched_vcpu_msr_write(PvschedVcpu *v, uint64_t val);
 
+/*
+ * Incoming migration, vCPUs stopped: register @val again, as the source
+ * had it; @cpu_clock is the vCPU thread's.  False if @val is not valid
+ * here.
+ */
+bool pvsched_vcpu_restore(PvschedVcpu *v, uint64_t val, clockid_t cpu_clock);
+
 /* Reset: unboost and forget the area without writing guest memory. */
 void pvsched_vcpu_reset(PvschedVcpu *v);
 
