@@ -79,7 +79,7 @@
 #define MADT_MAX            64
 
 #define CDF_POINTS          200     /* quantiles 0/200 .. 200/200 */
-#define CDF_PER_LINE        20
+#define CDF_PER_LINE        16      /* a kprintf line holds 255 */
 
 /* ---- statistics ------------------------------------------------------ */
 
@@ -578,7 +578,7 @@ static void halt_until_changed(volatile uint32_t *flag, uint32_t old)
 
 /* ---- bench-wakeup ----------------------------------------------------- */
 
-static struct hist wake_hist;
+static struct hist wake_hist, armed_hist;
 static uint32_t cdf_num[CDF_POINTS + 1], cdf_val[CDF_POINTS + 1];
 static bool timer_deadline;
 static uint64_t lapic_tmr_khz;
@@ -667,68 +667,116 @@ static unsigned parse_list(const char *list, uint32_t *out, unsigned max)
     return n;
 }
 
+enum wake_mode {
+    WAKE_PLAIN,     /* no pvsched */
+    WAKE_CYCLE,     /* BOOST before each halt, UNBOOST after each cycle */
+    WAKE_RENEW,     /* boosted throughout, renewed before the bound */
+};
+
+static void wake_boost(struct pvsched_area *a, uint8_t req, uint32_t *bad,
+                       uint64_t *bad_status)
+{
+    uint64_t want = req == PVSCHED_REQ_BOOST ? PVSCHED_STATUS_BOOSTED
+                                              : PVSCHED_STATUS_NORMAL;
+
+    doorbell(a, req);
+    if (pv_status(a) != want) {
+        (*bad)++;
+        *bad_status = pv_status(a);
+    }
+}
+
 /*
  * One run of the periodic timer-wakeup loop (cyclictest's shape) on cpu
- * 0: n wake-ups `us` apart (absolute deadlines: a late wake-up does not
- * shift the later ones, unless the next deadline has already passed: an
- * overrun, and the next one is a period from now). Latency = the
- * handler's rdtsc - the programmed deadline. With boost, the vCPU is
- * boosted while its "RT work" is pending: doorbell BOOST before halting
- * for the timer, the work (work_us of spinning) after the wake-up,
- * doorbell UNBOOST. The loop body is kept to a few dozen instructions.
- * A BOOST the host did not grant (THROTTLED: the policy's bound tripped)
- * is counted and reported, not a failure: it is the policy at work.
+ * 0: n cycles `us` apart, on absolute deadlines. A cycle's latency is
+ * the timer handler's rdtsc - its deadline. A cycle whose deadline
+ * passed before the loop could arm it (the vCPU did not run in time) is
+ * an overrun: it starts at once and its latency is now - deadline, as
+ * cyclictest counts it; periods that passed entirely are skipped.
+ * wake_hist has every cycle, armed_hist only the armed ones (the timer
+ * wake-up itself).
+ *
+ * The vCPU is boosted while its "RT work" is pending. WAKE_CYCLE:
+ * doorbell BOOST before arming and halting, the work (work_us of
+ * spinning) after the wake-up, doorbell UNBOOST; between that UNBOOST
+ * and the next BOOST the vCPU competes as a normal thread. WAKE_RENEW:
+ * BOOST once, and UNBOOST + BOOST only when the time run boosted since
+ * the last BOOST (wake-up to end of work, as the guest sees it) reaches
+ * renew_us, to stay within the host's CPU-time bound per boost. A BOOST
+ * the host did not grant (THROTTLED: the bound tripped) is counted, not
+ * a failure: it is the policy at work. The loop body is kept to a few
+ * dozen instructions.
  */
-static void wakeup_run(uint32_t us, uint32_t n, uint32_t work_us, bool boost,
-                       bool cdf)
+static void wakeup_run(uint32_t us, uint32_t n, uint32_t work_us,
+                       enum wake_mode mode, uint32_t renew_us, bool cdf)
 {
     static const uint32_t num[] = { 500, 990, 999 };
     struct pvsched_area *a = &pv_area[0];
     uint32_t i, overruns = 0, early = 0, not_boosted = 0, not_unboosted = 0;
-    uint32_t fired, q[3];
+    uint32_t fired, q[3], aq[2], skipped = 0, renewals = 0;
     char line[400], *p;
     uint64_t period = us_to_tsc(us), work = us_to_tsc(work_us);
-    uint64_t deadline, t_start, t_end, boosted = 0, now, bad_status = 0;
+    uint64_t renew = us_to_tsc(renew_us), run = 0;
+    uint64_t deadline, t_start, t_end, boosted = 0, now, wake;
+    uint64_t bad_status = 0;
     unsigned k;
 
     hist_reset(&wake_hist);
+    hist_reset(&armed_hist);
     t_start = rdtsc();
     deadline = t_start + period;
+    if (mode == WAKE_RENEW) {
+        wake_boost(a, PVSCHED_REQ_BOOST, &not_boosted, &bad_status);
+    }
     for (i = 0; i < n; i++) {
-        if (boost) {
-            doorbell(a, PVSCHED_REQ_BOOST);
-            if (pv_status(a) != PVSCHED_STATUS_BOOSTED) {
-                not_boosted++;
-                bad_status = pv_status(a);
-            }
+        if (mode == WAKE_CYCLE) {
+            wake_boost(a, PVSCHED_REQ_BOOST, &not_boosted, &bad_status);
         }
         now = rdtsc();
-        if (deadline <= now) {          /* the previous one ran late */
-            overruns++;
-            deadline = now + period;
-        }
-        fired = bench_timer_count;
-        timer_arm(deadline);
-        halt_until_changed(&bench_timer_count, fired);
-        if (bench_timer_tsc >= deadline) {
-            hist_add(&wake_hist, clamp32(bench_timer_tsc - deadline));
+        if (deadline > now) {
+            fired = bench_timer_count;
+            timer_arm(deadline);
+            halt_until_changed(&bench_timer_count, fired);
+            wake = bench_timer_tsc;
+            if (wake >= deadline) {
+                hist_add(&armed_hist, clamp32(wake - deadline));
+            } else {
+                early++;                /* counted as 0 */
+                hist_add(&armed_hist, 0);
+            }
         } else {
-            early++;                    /* counted as 0 */
-            hist_add(&wake_hist, 0);
+            /* Too late to even arm it: this cycle starts now, late. */
+            overruns++;
+            wake = now;
         }
-        while (rdtsc() - bench_timer_tsc < work) {
+        hist_add(&wake_hist, wake >= deadline ? clamp32(wake - deadline) : 0);
+        while (rdtsc() - wake < work) {
             barrier();
         }
-        if (boost) {
-            doorbell(a, PVSCHED_REQ_UNBOOST);
-            if (pv_status(a) != PVSCHED_STATUS_NORMAL) {
-                not_unboosted++;
-                bad_status = pv_status(a);
+        if (mode == WAKE_CYCLE) {
+            wake_boost(a, PVSCHED_REQ_UNBOOST, &not_unboosted, &bad_status);
+            boosted += rdtsc() - wake;
+        } else if (mode == WAKE_RENEW) {
+            now = rdtsc();
+            boosted += now - wake;
+            run += now - wake;
+            if (run >= renew) {
+                wake_boost(a, PVSCHED_REQ_UNBOOST, &not_unboosted,
+                           &bad_status);
+                wake_boost(a, PVSCHED_REQ_BOOST, &not_boosted, &bad_status);
+                renewals++;
+                run = 0;
             }
-            /* Running while boosted: from the wake-up to the unboost. */
-            boosted += rdtsc() - bench_timer_tsc;
         }
+        /* Absolute deadlines; periods that passed entirely are skipped. */
         deadline += period;
+        while (deadline <= wake) {
+            deadline += period;
+            skipped++;
+        }
+    }
+    if (mode == WAKE_RENEW) {
+        wake_boost(a, PVSCHED_REQ_UNBOOST, &not_unboosted, &bad_status);
     }
     t_end = rdtsc();
     if (timer_deadline) {
@@ -740,6 +788,7 @@ static void wakeup_run(uint32_t us, uint32_t n, uint32_t work_us, bool boost,
     bench_step("measured");
 
     hist_quantiles(&wake_hist, num, 3, 1000, q);
+    hist_quantiles(&armed_hist, &num[1], 1, 1000, aq);
     p = put_str(line, "BENCH wakeup");
     p = put_kv(p, "us", us);
     p = put_kv(p, "n", n);
@@ -750,9 +799,17 @@ static void wakeup_run(uint32_t us, uint32_t n, uint32_t work_us, bool boost,
     p = put_kv(p, "p99_ns", cycles_to_ns(q[1]));
     p = put_kv(p, "p999_ns", cycles_to_ns(q[2]));
     p = put_kv(p, "max_ns", cycles_to_ns(wake_hist.max));
+    *p = 0;
+    kprintf("%s\n", line);             /* kprintf lines end at 255 */
+    p = put_str(line, "BENCH wakeup-run");
+    p = put_kv(p, "us", us);
     p = put_kv(p, "overruns", overruns);
+    p = put_kv(p, "skipped", skipped);
     p = put_kv(p, "early", early);
-    p = put_kv(p, "boost", boost ? 1 : 0);
+    p = put_kv(p, "mode", mode);
+    p = put_kv(p, "renewals", renewals);
+    p = put_kv(p, "armed_p99_ns", cycles_to_ns(aq[0]));
+    p = put_kv(p, "armed_max_ns", cycles_to_ns(armed_hist.max));
     p = put_kv(p, "boosted_run_us", tsc_to_us(boosted));
     p = put_kv(p, "not_boosted", not_boosted);
     p = put_kv(p, "not_unboosted", not_unboosted);
@@ -791,9 +848,12 @@ static void wakeup_run(uint32_t us, uint32_t n, uint32_t work_us, bool boost,
 
 /*
  * The timer-wakeup benchmark. us=<a>,<b>,... (default 500,1000) are the
- * periods; per step the host's byte '0'+i runs period i for ms=<n>
- * milliseconds, then "WAIT measured" before the results are printed.
- * boost=1: dynamic boosting as in wakeup_run(); work_us=<n> (default
+ * periods; per step the host's byte says what to run for ms=<n>
+ * milliseconds: '0'+i period i without pvsched, or with boost=1 boosted
+ * per cycle (WAKE_CYCLE); 'a'+i period i boosted throughout and renewed
+ * every renew_us=<n> (default 1000) of boosted running (WAKE_RENEW,
+ * needs boost=1). Then "WAIT measured" before the results are printed.
+ * boost=1 registers cpu 0 (needs the feature); work_us=<n> (default
  * 20); timer=deadline|oneshot|auto (default auto: TSC deadline when
  * CPUID has it); cdf=0 leaves out the wakeup-cdf lines.
  */
@@ -804,11 +864,14 @@ void scenario_bench_wakeup(void)
                                WAKE_MAX_INTERVALS);
     uint32_t ms = cmdline_u32("ms", 2000);
     uint32_t work_us = cmdline_u32("work_us", 20);
+    uint32_t renew_us = cmdline_u32("renew_us", 1000);
     bool boost = cmdline_u32("boost", 0);
     bool cdf = cmdline_u32("cdf", 1);
     const char *timer = cmdline_str("timer", "auto");
+    enum wake_mode mode;
     unsigned idx;
     uint64_t n;
+    uint8_t b;
 
     if (!nint) {
         check_fatal("us", "no valid interval in us=");
@@ -826,13 +889,22 @@ void scenario_bench_wakeup(void)
         lapic_per_cycle_fp = udiv64(lapic_tmr_khz << 32, tsc_khz, 0);
     }
     for (;;) {
-        idx = bench_step("step") - '0';
-        if (idx >= nint) {
-            check_fatal("step", "interval index %u of %u", idx, nint);
+        b = bench_step("step");
+        if (b >= 'a') {
+            idx = b - 'a';
+            mode = WAKE_RENEW;
+        } else {
+            idx = b - '0';
+            mode = boost ? WAKE_CYCLE : WAKE_PLAIN;
+        }
+        if (idx >= nint || (mode == WAKE_RENEW && !boost)) {
+            check_fatal("step", "byte 0x%x: interval %u of %u, boost=%u",
+                        b, idx, nint, boost ? 1 : 0);
         }
         n = udiv64((uint64_t)ms * 1000, intervals[idx], 0);
         n = n < 1 ? 1 : n > 1000000 ? 1000000 : n;
-        wakeup_run(intervals[idx], (uint32_t)n, work_us, boost, cdf);
+        wakeup_run(intervals[idx], (uint32_t)n, work_us, mode, renew_us,
+                   cdf);
     }
 }
 
