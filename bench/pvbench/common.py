@@ -271,7 +271,7 @@ class BenchVM(pvsched_vm.PvschedVM):
         for line in self.transcript:
             if m := re.search(r'tsc_khz=(\d+)', line):
                 self.tsc_khz = int(m[1])
-        self.new_lines()
+        self.boot_bench = parse_bench(self.new_lines())
         self.pause()
         return self
 

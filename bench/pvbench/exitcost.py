@@ -33,6 +33,7 @@ def run(p):
                                  f'loops={loops} reg={reg}', qemu=qemu,
                                  cpu=cpu, policy=policy, device=device))
         C.boot_all(vms)
+        calib = {d['name']: d for d in vms[0].boot_bench}
         runs = {vm.label: [] for vm in vms}
         for r in range(p.runs):
             for vm in C.rotated(vms, r):
@@ -49,13 +50,16 @@ def run(p):
         tsc_khz = vms[0].tsc_khz
     finally:
         C.close_all(vms)
-    return analyse(runs, tsc_khz, loops, p)
+    return analyse(runs, tsc_khz, loops, calib)
 
 
-def analyse(runs, tsc_khz, loops, p):
+def analyse(runs, tsc_khz, loops, calib):
     labels = list(runs)
     base = labels[0]
-    res = {'loops': loops, 'tsc_khz': tsc_khz, 'base': base, 'configs': {}}
+    res = {'loops': loops, 'tsc_khz': tsc_khz, 'base': base, 'configs': {},
+           'rdtsc_pair_cycles': calib['calib-rdtsc-pair']['med'],
+           'loop_cycles_per_iter': calib['calib-loop']['cycles'] /
+           calib['calib-loop']['iters']}
     for label in labels:
         meds = [x['med'] for x in runs[label]]
         entry = {
@@ -96,7 +100,13 @@ def analyse(runs, tsc_khz, loops, p):
          f'ratio vs {base}', 'paired ratio [min..max]'],
         rows,
         'A run\'s value is the median of its per-exit rdtsc deltas; '
-        'target: within 1% (ratio 0.99..1.01).')
+        'target: within 1% (ratio 0.99..1.01).\n'
+        f"Timing floor: an empty rdtsc pair takes "
+        f"{res['rdtsc_pair_cycles']} cycles, and a register loop "
+        f"{res['loop_cycles_per_iter']:,.0f} cycles per iteration (1-2 "
+        f"when guest code runs natively): this host emulates the bundled "
+        f"guest's instructions, so the absolute values include emulation; "
+        f"the differences between configurations are QEMU's.")
     return res
 
 

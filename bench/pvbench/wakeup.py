@@ -13,7 +13,11 @@ order), for each period:
   vanilla         hog; no device, the vCPU thread stays SCHED_OTHER
   dynamic         hog; device: doorbell BOOST before halting for the
                   timer, the wake-up and 20 us of "RT work" boosted,
-                  doorbell UNBOOST after it
+                  doorbell UNBOOST after it, every cycle
+  dynamic, renewed
+                  hog; device: boosted throughout the run, renewed
+                  (UNBOOST + BOOST) every 2 ms of boosted running, to
+                  stay within the 3 ms CPU-time bound per boost
   static RT       hog; no device, the vCPU thread made SCHED_FIFO 8 from
                   outside with chrt for the run (what libvirt's
                   <vcpusched scheduler='fifo'> does)
@@ -33,8 +37,9 @@ INTERVALS = [500, 1000]
 WORK_US = 20
 PRIO = 8
 POLICY = f'mode=dynamic,boost-class=fifo,boost-priority={PRIO}'
+RENEW_US = 2000
 CONFIGS = ['idle, vanilla', 'idle, dynamic', 'vanilla', 'dynamic',
-           'static RT', 'hog alone']
+           'dynamic, renewed', 'static RT', 'hog alone']
 
 
 def chrt(args):
@@ -104,7 +109,7 @@ def run(p):
         raise RuntimeError('the latency benchmark needs 2 host CPUs')
     cpu, others = cpus[-1], cpus[:-1]
     append = (f"us={','.join(map(str, INTERVALS))} ms={ms} "
-              f"work_us={WORK_US} timer=deadline")
+              f"work_us={WORK_US} renew_us={RENEW_US} timer=deadline")
     tmp = tempfile.mkdtemp(prefix='pvsched-bench-')
     vms, hog = [], None
     try:
@@ -116,17 +121,19 @@ def run(p):
                         policy=POLICY, device=True)
         vms = [van, dyn]
         C.boot_all(vms)
-        setups = {'idle, vanilla': (van, False, False),
-                  'idle, dynamic': (dyn, False, False),
-                  'vanilla': (van, True, False),
-                  'dynamic': (dyn, True, False),
-                  'static RT': (van, True, True),
-                  'hog alone': (None, True, False)}
+        # label: (VM, hog, chrt, step byte for the first period)
+        setups = {'idle, vanilla': (van, False, False, '0'),
+                  'idle, dynamic': (dyn, False, False, '0'),
+                  'vanilla': (van, True, False, '0'),
+                  'dynamic': (dyn, True, False, '0'),
+                  'dynamic, renewed': (dyn, True, False, 'a'),
+                  'static RT': (van, True, True, '0'),
+                  'hog alone': (None, True, False, None)}
         runs = {(us, c): [] for us in INTERVALS for c in CONFIGS}
         for r in range(p.runs):
             for i, us in enumerate(INTERVALS):
                 for label in C.rotated(CONFIGS, r + i):
-                    vm, hogged, rt = setups[label]
+                    vm, hogged, rt, base = setups[label]
                     if vm is None:
                         hog.resume()
                         a = hog.sample()
@@ -136,9 +143,11 @@ def run(p):
                         runs[(us, label)].append({'hog_rate': C.Hog.rate(a, b)})
                         continue
                     m = Measure(vm, cpu, others, hog, hogged, rt)
-                    res = vm.step(str(i).encode(), before=m.before,
-                                  measured=m.measured)
+                    res = vm.step(chr(ord(base) + i).encode(),
+                                  before=m.before, measured=m.measured)
                     w = next(d for d in res if d['name'] == 'wakeup')
+                    w.update(next(d for d in res
+                                  if d['name'] == 'wakeup-run'))
                     cdf = []
                     for d in sorted((d for d in res
                                      if d['name'] == 'wakeup-cdf'),
@@ -172,8 +181,9 @@ def analyse(runs, ms, cpu, p):
             e = {'runs': rr}
             if label != 'hog alone':
                 for k in ('avg_ns', 'p50_ns', 'p99_ns', 'p999_ns', 'max_ns',
-                          'overruns', 'vcpu_cpu_share', 'boosted_cpu_share',
-                          'not_boosted', 'n'):
+                          'overruns', 'armed_p99_ns', 'armed_max_ns',
+                          'vcpu_cpu_share', 'boosted_cpu_share',
+                          'not_boosted', 'renewals', 'n'):
                     e[k] = C.summary([x[k] for x in rr])
                 e['boosted_share'] = C.summary(
                     [x['boosted_run_us'] / (x['wall_us'] or 1) for x in rr])
@@ -183,7 +193,7 @@ def analyse(runs, ms, cpu, p):
                     [1 - x['hog_rate'] / alone['median'] for x in rr])
             per[label] = e
             if label == 'hog alone':
-                rows.append([label, '-', '-', '-', '-', '-',
+                rows.append([label, '-', '-', '-', '-', '-', '-',
                              C.fmt_spread(e['hog_rate'], 1e-6), '0', '-',
                              '-'])
                 continue
@@ -192,6 +202,7 @@ def analyse(runs, ms, cpu, p):
                 C.fmt_spread(e['avg_ns'], 1e-3),
                 C.fmt_spread(e['p99_ns'], 1e-3),
                 C.fmt_spread(e['max_ns'], 1e-3),
+                C.fmt_spread(e['armed_p99_ns'], 1e-3),
                 C.fmt_num(e['overruns']['median']),
                 C.fmt_num(e['not_boosted']['max']) if 'dynamic' in label
                 else '-',
@@ -210,6 +221,12 @@ def analyse(runs, ms, cpu, p):
                                               'p99_ns'),
             'dynamic_p99_over_vanilla': paired('dynamic', 'vanilla',
                                                'p99_ns'),
+            'renewed_p99_over_static': paired('dynamic, renewed',
+                                              'static RT', 'p99_ns'),
+            'renewed_p99_over_vanilla': paired('dynamic, renewed',
+                                               'vanilla', 'p99_ns'),
+            'dynamic_armed_p99_over_static': paired(
+                'dynamic', 'static RT', 'armed_p99_ns'),
         }
         res['intervals'][us] = per
         n = per['vanilla']['n']['median']
@@ -218,20 +235,32 @@ def analyse(runs, ms, cpu, p):
             f'(~{n:.0f} wake-ups), {len(runs[(us, "vanilla")])} runs; '
             f'vCPU thread and hog pinned to host CPU {cpu}',
             ['configuration', 'avg us', 'p99 us', 'max us',
-             'overruns (med)', 'refused (max)', 'hog Miter/s', 'hog loss', 'vCPU CPU',
+             'p99 us, wake-ups only', 'late cycles', 'refused',
+             'hog Miter/s', 'hog loss', 'vCPU CPU',
              'boosted CPU'],
             rows,
-            'Values: median [min..max] over runs. refused: BOOSTs the host '
-            'did not grant (THROTTLED by the policy\'s bound), worst run. '
-            'hog loss: throughput '
+            f'pvsched: {POLICY} with the default bound (max-boost-us=3000, '
+            'cooldown-us=27000); static RT: chrt -f -p '
+            f'{PRIO}.\n'
+            'Values: median [min..max] over runs. Latency of every cycle '
+            '(as cyclictest: a cycle that could not even arm its timer in '
+            'time counts from its deadline); "wake-ups only": the armed '
+            'cycles, timer to handler; late cycles: those not armed in '
+            'time (median count); refused: BOOSTs the host did not grant '
+            '(THROTTLED by the bound), worst run. hog loss: throughput '
             'lost vs the hog alone; vCPU CPU: the vCPU thread\'s CPU time '
             'per wall time; boosted CPU: the part of it spent boosted '
             '(query-pvsched boosted-ns; all of it under chrt).\n'
-            f"dynamic p99 / static RT p99 = "
-            f"{C.fmt_spread(per['ratios']['dynamic_p99_over_static'])} "
-            f"(target <= 2); dynamic p99 / vanilla p99 = "
-            f"{C.fmt_spread(per['ratios']['dynamic_p99_over_vanilla'])} "
-            f"(target <= 0.1)."))
+            f"p99 / static RT p99 (target <= 2): dynamic "
+            f"{C.fmt_spread(per['ratios']['dynamic_p99_over_static'])}, "
+            f"renewed "
+            f"{C.fmt_spread(per['ratios']['renewed_p99_over_static'])}, "
+            f"dynamic wake-ups only "
+            f"{C.fmt_spread(per['ratios']['dynamic_armed_p99_over_static'])}"
+            f"; p99 / vanilla p99 (target <= 0.1): dynamic "
+            f"{C.fmt_spread(per['ratios']['dynamic_p99_over_vanilla'])}, "
+            f"renewed "
+            f"{C.fmt_spread(per['ratios']['renewed_p99_over_vanilla'])}."))
     tables.append(
         f'RT throttling: sched_rt_runtime_us={rt_runtime} of '
         f'sched_rt_period_us={rt_period} (left as is): a SCHED_FIFO vCPU '
