@@ -45,8 +45,11 @@ check() {
 }
 
 suite_unit() {
-    "$QB/tests/unit/test-pvsched-state" --tap -k 2>&1 | tee "$results/unit.tap"
-    count_tap unit "$results/unit.tap"
+    local t
+    for t in test-pvsched-state test-pvsched-host; do
+        "$QB/tests/unit/$t" --tap -k 2>&1 | tee "$results/$t.tap"
+        count_tap "unit $t" "$results/$t.tap"
+    done
 }
 
 suite_qtest() {

@@ -14,7 +14,6 @@
 #include "pvsched/emulator.h"
 #include "trace.h"
 
-#define SCHED_FLAG_RESET_ON_FORK 0x01
 
 static bool saved_valid;
 static PvschedSchedAttr saved;      /* the main loop's own attributes */
@@ -41,7 +40,7 @@ int pvsched_emulator_apply(const PvschedSchedAttr *want)
         }
         attr = *want;
         /* Threads the main loop creates, e.g. workers, stay non-RT. */
-        attr.flags |= SCHED_FLAG_RESET_ON_FORK;
+        attr.flags |= PVSCHED_FLAG_RESET_ON_FORK;
         ret = be->set(&attr, be->opaque);
     }
     trace_pvsched_emulator(main_tid, want ? want->priority : 0, ret);

@@ -11,9 +11,6 @@
 #include <sys/syscall.h>
 #include "pvsched/sched-attr.h"
 
-#ifndef SCHED_DEADLINE
-#define SCHED_DEADLINE 6
-#endif
 
 /* The kernel's struct sched_attr, SCHED_ATTR_SIZE_VER1. */
 struct pvsched_kernel_attr {
@@ -44,6 +41,8 @@ int pvsched_sched_get_thread(int tid, PvschedSchedAttr *attr)
         .runtime = k.sched_runtime,
         .deadline = k.sched_deadline,
         .period = k.sched_period,
+        .util_min = k.sched_util_min,
+        .util_max = k.sched_util_max,
     };
     return 0;
 }
@@ -64,6 +63,8 @@ static int host_set(const PvschedSchedAttr *attr, void *opaque)
         .sched_runtime = attr->runtime,
         .sched_deadline = attr->deadline,
         .sched_period = attr->period,
+        .sched_util_min = attr->util_min,
+        .sched_util_max = attr->util_max,
     };
 
     if (syscall(SYS_sched_setattr, 0, &k, 0) < 0) {
@@ -97,6 +98,18 @@ const PvschedBackend pvsched_host_backend = {
     .now_ns = host_now_ns,
 };
 
+int pvsched_uclamp_probe(void)
+{
+    /* The unclamped range, on this thread: a no-op where uclamp exists. */
+    PvschedSchedAttr attr = {
+        .flags = PVSCHED_FLAG_KEEP_ALL | PVSCHED_FLAG_UTIL_CLAMP,
+        .util_min = 0,
+        .util_max = 1024,
+    };
+
+    return host_set(&attr, NULL);
+}
+
 const char *pvsched_policy_name(uint32_t policy)
 {
     switch (policy) {
@@ -110,7 +123,7 @@ const char *pvsched_policy_name(uint32_t policy)
         return "batch";
     case SCHED_IDLE:
         return "idle";
-    case SCHED_DEADLINE:
+    case PVSCHED_SCHED_DEADLINE:
         return "deadline";
     default:
         return "unknown";

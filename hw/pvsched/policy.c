@@ -17,6 +17,7 @@
 #include "qapi/visitor.h"
 #include "qapi/qapi-types-pvsched.h"
 #include "qemu/rcu.h"
+#include "qemu/timer.h"
 #include "qom/object_interfaces.h"
 #include "qemu/notify.h"
 #include "pvsched/emulator.h"
@@ -28,6 +29,10 @@
 /* 3 ms boosted then 27 ms throttled: at most 10% of a CPU taken by force. */
 #define DEFAULT_COOLDOWN_US     27000
 #define MAX_US                  (1000 * 1000 * 1000)
+#define DEFAULT_BOOST_NICE      (-10)
+/* 20% of a CPU, granted within each 10 ms */
+#define DEFAULT_DL_RUNTIME_US   2000
+#define DEFAULT_DL_PERIOD_US    10000
 
 typedef struct PvschedPolicySnapshot {
     struct rcu_head rcu;
@@ -41,6 +46,12 @@ typedef struct PvschedPolicySettings {
     uint32_t max_boost_us;
     uint32_t cooldown_us;
     uint32_t emulator_priority;     /* 0: boost-priority + 1 */
+    int32_t boost_nice;             /* class other */
+    uint32_t dl_runtime_us;         /* class deadline */
+    uint32_t dl_deadline_us;
+    uint32_t dl_period_us;
+    uint32_t util_min;              /* class uclamp */
+    uint32_t util_max;
 } PvschedPolicySettings;
 
 struct PvschedPolicy {
@@ -52,6 +63,43 @@ struct PvschedPolicy {
     NotifierList changed;           /* run-time changes; BQL */
 };
 
+static bool is_rt_class(const PvschedPolicySettings *pol)
+{
+    return pol->boost_class == PVSCHED_BOOST_CLASS_FIFO ||
+           pol->boost_class == PVSCHED_BOOST_CLASS_RR;
+}
+
+/* What a boost applies to a vCPU thread, for each class. */
+static PvschedSchedAttr policy_boost_attr(const PvschedPolicySettings *pol)
+{
+    switch (pol->boost_class) {
+    case PVSCHED_BOOST_CLASS_FIFO:
+    case PVSCHED_BOOST_CLASS_RR:
+        return (PvschedSchedAttr) {
+            .policy = pol->boost_class == PVSCHED_BOOST_CLASS_FIFO ?
+                      SCHED_FIFO : SCHED_RR,
+            .priority = pol->boost_priority,
+        };
+    case PVSCHED_BOOST_CLASS_OTHER:
+        return (PvschedSchedAttr) { .policy = SCHED_OTHER,
+                                    .nice = pol->boost_nice };
+    case PVSCHED_BOOST_CLASS_DEADLINE:
+        return (PvschedSchedAttr) {
+            .policy = PVSCHED_SCHED_DEADLINE,
+            .runtime = pol->dl_runtime_us * SCALE_US,
+            .deadline = pol->dl_deadline_us * SCALE_US,
+            .period = pol->dl_period_us * SCALE_US,
+        };
+    default:
+        /* uclamp: the thread keeps its class, only its clamps move. */
+        return (PvschedSchedAttr) {
+            .flags = PVSCHED_FLAG_KEEP_ALL | PVSCHED_FLAG_UTIL_CLAMP,
+            .util_min = pol->util_min,
+            .util_max = pol->util_max,
+        };
+    }
+}
+
 static PvschedBoostConfig policy_to_config(const PvschedPolicySettings *pol)
 {
     static const PvschedStateMode modes[] = {
@@ -59,20 +107,14 @@ static PvschedBoostConfig policy_to_config(const PvschedPolicySettings *pol)
         [PVSCHED_MODE_STATIC] = PVSCHED_STATE_STATIC,
         [PVSCHED_MODE_OFF] = PVSCHED_STATE_OFF,
     };
-    static const uint32_t policies[] = {
-        [PVSCHED_BOOST_CLASS_FIFO] = SCHED_FIFO,
-        [PVSCHED_BOOST_CLASS_RR] = SCHED_RR,
+    PvschedBoostConfig cfg = {
+        .mode = modes[pol->mode],
+        .max_boost_ns = pol->max_boost_us * SCALE_US,
+        .cooldown_ns = pol->cooldown_us * SCALE_US,
     };
 
-    return (PvschedBoostConfig) {
-        .mode = modes[pol->mode],
-        .boost = {
-            .policy = policies[pol->boost_class],
-            .priority = pol->boost_priority,
-        },
-        .max_boost_ns = pol->max_boost_us * 1000LL,
-        .cooldown_ns = pol->cooldown_us * 1000LL,
-    };
+    cfg.boost = policy_boost_attr(pol);
+    return cfg;
 }
 
 static bool have_cap_sys_nice(void)
@@ -95,11 +137,48 @@ static uint32_t emulator_priority(const PvschedPolicySettings *pol)
 }
 
 /* Seed 000's rule: a thread that can wake a vCPU runs above it. */
+static bool policy_check_class(const PvschedPolicySettings *pol,
+                               Error **errp)
+{
+    if (pol->boost_class == PVSCHED_BOOST_CLASS_DEADLINE &&
+        !(pol->dl_runtime_us <= pol->dl_deadline_us &&
+          pol->dl_deadline_us <= pol->dl_period_us)) {
+        error_setg(errp, "pvsched-policy: deadline-runtime-us=%u, "
+                   "deadline-deadline-us=%u, deadline-period-us=%u: "
+                   "SCHED_DEADLINE needs runtime <= deadline <= period",
+                   pol->dl_runtime_us, pol->dl_deadline_us,
+                   pol->dl_period_us);
+        return false;
+    }
+    if (pol->boost_class == PVSCHED_BOOST_CLASS_UCLAMP &&
+        pol->util_min > pol->util_max) {
+        error_setg(errp, "pvsched-policy: util-min=%u is above util-max=%u",
+                   pol->util_min, pol->util_max);
+        return false;
+    }
+    if (pol->boost_class == PVSCHED_BOOST_CLASS_UCLAMP) {
+        int ret = pvsched_uclamp_probe();
+
+        if (ret < 0) {
+            error_setg_errno(errp, -ret, "pvsched-policy: boost-class=uclamp "
+                             "needs a host kernel with utilization clamping "
+                             "(CONFIG_UCLAMP_TASK), and this one refuses it");
+            error_append_hint(errp, "Use another boost-class on this "
+                              "host.\n");
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool policy_check_order(const PvschedPolicySettings *pol,
                                Error **errp)
 {
     uint32_t emu = emulator_priority(pol);
 
+    if (!is_rt_class(pol)) {
+        return true;
+    }
     if (emu > 99) {
         error_setg(errp, "pvsched-policy: boost-priority=%u leaves no room "
                    "for the emulator thread above it", pol->boost_priority);
@@ -128,6 +207,25 @@ static bool policy_check_permission(const PvschedPolicySettings *pol,
     if (pol->mode == PVSCHED_MODE_OFF || have_cap_sys_nice()) {
         return true;
     }
+    if (pol->boost_class == PVSCHED_BOOST_CLASS_DEADLINE) {
+        error_setg(errp, "pvsched-policy: boost-class=deadline needs "
+                   "CAP_SYS_NICE, and QEMU does not have it");
+        return false;
+    }
+    if (pol->boost_class == PVSCHED_BOOST_CLASS_OTHER) {
+        if (pol->boost_nice >= 0 ||
+            (getrlimit(RLIMIT_NICE, &rl) == 0 &&
+             rl.rlim_cur >= 20 - pol->boost_nice)) {
+            return true;
+        }
+        error_setg(errp, "pvsched-policy: boost-nice=%d needs CAP_SYS_NICE "
+                   "or RLIMIT_NICE >= %d, and QEMU has neither",
+                   pol->boost_nice, 20 - pol->boost_nice);
+        return false;
+    }
+    if (!is_rt_class(pol)) {
+        return true;
+    }
     if (getrlimit(RLIMIT_RTPRIO, &rl) == 0 && rl.rlim_cur >= need) {
         return true;
     }
@@ -153,7 +251,8 @@ static bool policy_order_emulator(const PvschedPolicySettings *pol,
     };
     int ret;
 
-    ret = pvsched_emulator_apply(pol->mode == PVSCHED_MODE_OFF ? NULL : &attr);
+    ret = pvsched_emulator_apply(pol->mode == PVSCHED_MODE_OFF ||
+                                 !is_rt_class(pol) ? NULL : &attr);
     if (ret < 0) {
         error_setg_errno(errp, -ret, "pvsched-policy: cannot set the emulator "
                          "thread to SCHED_FIFO %u", attr.priority);
@@ -189,7 +288,8 @@ static bool policy_apply(PvschedPolicy *pol, const PvschedPolicySettings *want,
                          Error **errp)
 {
     if (pol->complete &&
-        (!policy_check_order(want, errp) ||
+        (!policy_check_class(want, errp) ||
+         !policy_check_order(want, errp) ||
          !policy_check_permission(want, errp) ||
          !policy_order_emulator(want, errp))) {
         return false;
@@ -257,6 +357,16 @@ static const PolicyU32Prop policy_u32_props[] = {
     { "emulator-priority", offsetof(PvschedPolicySettings, emulator_priority),
       0, 99, "Real-time priority of the emulator (main-loop) thread, above "
       "boost-priority (0: boost-priority + 1)" },
+    { "deadline-runtime-us", offsetof(PvschedPolicySettings, dl_runtime_us),
+      2, MAX_US, "SCHED_DEADLINE runtime of a boosted vCPU, microseconds" },
+    { "deadline-deadline-us", offsetof(PvschedPolicySettings, dl_deadline_us),
+      2, MAX_US, "SCHED_DEADLINE deadline of a boosted vCPU, microseconds" },
+    { "deadline-period-us", offsetof(PvschedPolicySettings, dl_period_us),
+      2, MAX_US, "SCHED_DEADLINE period of a boosted vCPU, microseconds" },
+    { "util-min", offsetof(PvschedPolicySettings, util_min), 0, 1024,
+      "Minimum utilization clamp of a boosted vCPU (0..1024)" },
+    { "util-max", offsetof(PvschedPolicySettings, util_max), 0, 1024,
+      "Maximum utilization clamp of a boosted vCPU (0..1024)" },
 };
 
 static uint32_t *u32_field(PvschedPolicySettings *set,
@@ -311,6 +421,36 @@ static void policy_set_u32(Object *obj, Visitor *v, const char *name,
     }
 }
 
+static bool nice_set(PvschedPolicySettings *set, int32_t value, Error **errp)
+{
+    if (value < -20 || value > 19) {
+        error_setg(errp, "pvsched-policy: boost-nice=%d is out of range: it "
+                   "must be between -20 and 19", value);
+        return false;
+    }
+    set->boost_nice = value;
+    return true;
+}
+
+static void policy_get_nice(Object *obj, Visitor *v, const char *name,
+                            void *opaque, Error **errp)
+{
+    visit_type_int32(v, name, &PVSCHED_POLICY(obj)->set.boost_nice, errp);
+}
+
+static void policy_set_nice(Object *obj, Visitor *v, const char *name,
+                            void *opaque, Error **errp)
+{
+    PvschedPolicy *pol = PVSCHED_POLICY(obj);
+    PvschedPolicySettings want = pol->set;
+    int32_t value;
+
+    if (visit_type_int32(v, name, &value, errp) &&
+        nice_set(&want, value, errp)) {
+        policy_apply(pol, &want, errp);
+    }
+}
+
 bool pvsched_policy_update(PvschedPolicy *pol, const PvschedPolicyChange *u,
                            Error **errp)
 {
@@ -329,7 +469,20 @@ bool pvsched_policy_update(PvschedPolicy *pol, const PvschedPolicyChange *u,
         (u->has_cooldown_us &&
          !u32_set(&want, "cooldown-us", u->cooldown_us, errp)) ||
         (u->has_emulator_priority &&
-         !u32_set(&want, "emulator-priority", u->emulator_priority, errp))) {
+         !u32_set(&want, "emulator-priority", u->emulator_priority, errp)) ||
+        (u->has_boost_nice &&
+         !nice_set(&want, u->boost_nice, errp)) ||
+        (u->has_deadline_runtime_us &&
+         !u32_set(&want, "deadline-runtime-us", u->deadline_runtime_us,
+                  errp)) ||
+        (u->has_deadline_deadline_us &&
+         !u32_set(&want, "deadline-deadline-us", u->deadline_deadline_us,
+                  errp)) ||
+        (u->has_deadline_period_us &&
+         !u32_set(&want, "deadline-period-us", u->deadline_period_us,
+                  errp)) ||
+        (u->has_util_min && !u32_set(&want, "util-min", u->util_min, errp)) ||
+        (u->has_util_max && !u32_set(&want, "util-max", u->util_max, errp))) {
         return false;
     }
     return policy_apply(pol, &want, errp);
@@ -346,6 +499,12 @@ PvschedPolicyInfo *pvsched_policy_info(PvschedPolicy *pol)
     info->max_boost_us = pol->set.max_boost_us;
     info->cooldown_us = pol->set.cooldown_us;
     info->emulator_priority = emulator_priority(&pol->set);
+    info->boost_nice = pol->set.boost_nice;
+    info->deadline_runtime_us = pol->set.dl_runtime_us;
+    info->deadline_deadline_us = pol->set.dl_deadline_us;
+    info->deadline_period_us = pol->set.dl_period_us;
+    info->util_min = pol->set.util_min;
+    info->util_max = pol->set.util_max;
     return info;
 }
 
@@ -353,7 +512,8 @@ static void policy_complete(UserCreatable *uc, Error **errp)
 {
     PvschedPolicy *pol = PVSCHED_POLICY(uc);
 
-    if (!policy_check_order(&pol->set, errp) ||
+    if (!policy_check_class(&pol->set, errp) ||
+        !policy_check_order(&pol->set, errp) ||
         !policy_check_permission(&pol->set, errp) ||
         !policy_order_emulator(&pol->set, errp)) {
         return;
@@ -373,6 +533,12 @@ static void policy_instance_init(Object *obj)
         .boost_priority = DEFAULT_BOOST_PRIORITY,
         .max_boost_us = DEFAULT_MAX_BOOST_US,
         .cooldown_us = DEFAULT_COOLDOWN_US,
+        .boost_nice = DEFAULT_BOOST_NICE,
+        .dl_runtime_us = DEFAULT_DL_RUNTIME_US,
+        .dl_deadline_us = DEFAULT_DL_PERIOD_US,
+        .dl_period_us = DEFAULT_DL_PERIOD_US,
+        .util_min = 1024,
+        .util_max = 1024,
     };
 }
 
@@ -404,6 +570,10 @@ static void policy_class_init(ObjectClass *oc, void *data)
                                    policy_set_boost_class);
     object_class_property_set_description(oc, "boost-class",
         "Host scheduling class of a boosted vCPU thread");
+    object_class_property_add(oc, "boost-nice", "int32", policy_get_nice,
+                              policy_set_nice, NULL, NULL);
+    object_class_property_set_description(oc, "boost-nice",
+        "Nice value of a boosted vCPU thread with boost-class=other");
     for (i = 0; i < ARRAY_SIZE(policy_u32_props); i++) {
         const PolicyU32Prop *p = &policy_u32_props[i];
 

@@ -12,7 +12,6 @@
 #include "pvsched/emulator.h"
 #include "pvsched/pvsched.h"
 
-#define SCHED_FLAG_RESET_ON_FORK 0x01
 
 /* The thread's attributes as the kernel has them, not as we think. */
 static PvschedThreadSched *thread_sched(int tid)
@@ -27,7 +26,7 @@ static PvschedThreadSched *thread_sched(int tid)
     info->policy = g_strdup(pvsched_policy_name(attr.policy));
     info->priority = attr.priority;
     info->nice = attr.nice;
-    info->reset_on_fork = attr.flags & SCHED_FLAG_RESET_ON_FORK;
+    info->reset_on_fork = attr.flags & PVSCHED_FLAG_RESET_ON_FORK;
     return info;
 }
 

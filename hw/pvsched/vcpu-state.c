@@ -12,10 +12,6 @@
 #include "qemu/osdep.h"
 #include "pvsched/vcpu-state.h"
 
-#ifndef SCHED_RESET_ON_FORK
-#define SCHED_RESET_ON_FORK 0x40000000
-#endif
-#define SCHED_FLAG_RESET_ON_FORK 0x01
 
 void pvsched_state_init(PvschedVcpuState *st)
 {
@@ -39,7 +35,7 @@ static PvschedSchedAttr boost_attr(const PvschedBoostConfig *cfg)
     PvschedSchedAttr attr = cfg->boost;
 
     /* QEMU creates threads from vCPU threads: they must not inherit RT. */
-    attr.flags |= SCHED_FLAG_RESET_ON_FORK;
+    attr.flags |= PVSCHED_FLAG_RESET_ON_FORK;
     return attr;
 }
 
@@ -62,6 +58,9 @@ static int boost(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
     if (ret < 0) {
         return ret;
     }
+    /* A clamp-only boost is undone by setting the clamps back, only. */
+    saved.flags |= attr.flags & (PVSCHED_FLAG_KEEP_ALL |
+                                 PVSCHED_FLAG_UTIL_CLAMP);
     st->saved = saved;
     st->applied = attr;
     st->boost_cpu_ns = be->thread_cpu_ns(be->opaque);
@@ -99,7 +98,8 @@ static bool attr_equal(const PvschedSchedAttr *a, const PvschedSchedAttr *b)
     return a->policy == b->policy && a->flags == b->flags &&
            a->nice == b->nice && a->priority == b->priority &&
            a->runtime == b->runtime && a->deadline == b->deadline &&
-           a->period == b->period;
+           a->period == b->period && a->util_min == b->util_min &&
+           a->util_max == b->util_max;
 }
 
 /* The policy changed under a boosted vCPU: follow it, keep the bound. */

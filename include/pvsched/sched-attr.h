@@ -20,7 +20,15 @@ typedef struct PvschedSchedAttr {
     uint64_t runtime;       /* SCHED_DEADLINE, ns */
     uint64_t deadline;
     uint64_t period;
+    uint32_t util_min;      /* utilization clamps, 0..1024 */
+    uint32_t util_max;
 } PvschedSchedAttr;
+
+/* The kernel's values, which Debian 12's headers do not all have. */
+#define PVSCHED_SCHED_DEADLINE      6
+#define PVSCHED_FLAG_RESET_ON_FORK  0x01
+#define PVSCHED_FLAG_KEEP_ALL       0x18    /* KEEP_POLICY | KEEP_PARAMS */
+#define PVSCHED_FLAG_UTIL_CLAMP     0x60    /* UTIL_CLAMP_MIN | _MAX */
 
 /*
  * The scheduling backend: every call acts on the calling thread only.
@@ -42,5 +50,8 @@ extern const PvschedBackend pvsched_host_backend;
 int pvsched_sched_get_thread(int tid, PvschedSchedAttr *attr);
 
 const char *pvsched_policy_name(uint32_t policy);
+
+/* 0 if this host's kernel clamps utilization, else -errno. */
+int pvsched_uclamp_probe(void);
 
 #endif

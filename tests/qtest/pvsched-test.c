@@ -150,6 +150,16 @@ static void test_policy_rejects(void)
                    "emulator-priority=20 must be above boost-priority=20");
     assert_refused("-object pvsched-policy,id=p,boost-priority=99",
                    "boost-priority=99 leaves no room for the emulator");
+    assert_refused("-object pvsched-policy,id=p,boost-class=deadline,"
+                   "deadline-runtime-us=5000,deadline-deadline-us=4000",
+                   "SCHED_DEADLINE needs runtime <= deadline <= period");
+    assert_refused("-object pvsched-policy,id=p,boost-class=deadline,"
+                   "deadline-deadline-us=20000", "deadline-period-us=10000");
+    assert_refused("-object pvsched-policy,id=p,boost-class=other,"
+                   "boost-nice=-21", "boost-nice=-21 is out of range");
+    /* This host's kernel has no uclamp: a clear error, not a crash. */
+    assert_refused("-object pvsched-policy,id=p,boost-class=uclamp",
+                   "needs a host kernel with utilization clamping");
 }
 
 static void test_policy_properties(void)
@@ -313,6 +323,9 @@ static void test_set_policy_errors(void)
                        "boost-priority=0 is out of range");
     assert_set_refused(qts, "{'id': 'pol0', 'boost-class': 'idle'}",
                        "idle");
+    assert_set_refused(qts, "{'id': 'pol0', 'boost-class': 'deadline', "
+                       "'deadline-runtime-us': 20000}",
+                       "SCHED_DEADLINE needs runtime <= deadline <= period");
     assert_set_refused(qts, "{'id': 'pol0', 'max-boost-us': 2000000000}",
                        "max-boost-us=2000000000 is out of range");
     assert_set_refused(qts, "{'id': 'pol0', 'mode': 'static', "

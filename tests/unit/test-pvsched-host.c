@@ -1,0 +1,73 @@
+/*
+ * Unit tests for the pvsched host scheduling backend, on real threads:
+ * a boost sets SCHED_FLAG_RESET_ON_FORK, so that threads created by a
+ * boosted vCPU thread (QEMU creates some) are not real-time, and unboost
+ * gives the thread back its own attributes.  Needs CAP_SYS_NICE.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "pvsched/vcpu-state.h"
+
+static void *child_attr(void *opaque)
+{
+    PvschedSchedAttr *attr = opaque;
+
+    g_assert_cmpint(pvsched_host_backend.get(attr, NULL), ==, 0);
+    return NULL;
+}
+
+/* Boost this thread as a vCPU would, then create a thread from it. */
+static void boost_then_create(const PvschedSchedAttr *boost,
+                              uint32_t want_policy)
+{
+    const PvschedBackend *be = &pvsched_host_backend;
+    PvschedBoostConfig cfg = { .mode = PVSCHED_STATE_DYNAMIC, .boost = *boost };
+    PvschedSchedAttr mine, child = { .policy = 1234 };
+    PvschedVcpuState st;
+    pthread_t t;
+
+    g_assert_cmpint(be->get(&mine, NULL), ==, 0);
+    pvsched_state_init(&st);
+    pvsched_state_enable(&st, be);
+    g_assert_true(pvsched_state_update(&st, &cfg, be, PVSCHED_REQ_BOOST));
+    g_assert_cmpint(st.last_error, ==, 0);
+
+    g_assert_cmpint(pthread_create(&t, NULL, child_attr, &child), ==, 0);
+    pthread_join(t, NULL);
+
+    g_assert_true(pvsched_state_update(&st, &cfg, be, PVSCHED_REQ_UNBOOST));
+    /* The child started with the default policy, not the boost. */
+    g_assert_cmpuint(child.policy, ==, want_policy);
+    g_assert_cmpuint(child.priority, ==, 0);
+    /* And this thread is back to what it was. */
+    g_assert_cmpint(be->get(&st.applied, NULL), ==, 0);
+    g_assert_cmpuint(st.applied.policy, ==, mine.policy);
+    g_assert_cmpint(st.applied.nice, ==, mine.nice);
+}
+
+static void test_fifo_child_not_rt(void)
+{
+    boost_then_create(&(PvschedSchedAttr) { .policy = SCHED_FIFO,
+                                            .priority = 1 }, SCHED_OTHER);
+}
+
+static void test_deadline_child_not_dl(void)
+{
+    /* Without RESET_ON_FORK the kernel refuses to fork a DL task. */
+    boost_then_create(&(PvschedSchedAttr) {
+        .policy = PVSCHED_SCHED_DEADLINE,
+        .runtime = 1000000, .deadline = 10000000, .period = 10000000,
+    }, SCHED_OTHER);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/pvsched/host/fifo-child-not-rt",
+                    test_fifo_child_not_rt);
+    g_test_add_func("/pvsched/host/deadline-child-not-dl",
+                    test_deadline_child_not_dl);
+    return g_test_run();
+}
