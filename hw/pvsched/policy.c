@@ -287,11 +287,15 @@ static void policy_publish(PvschedPolicy *pol)
 static bool policy_apply(PvschedPolicy *pol, const PvschedPolicySettings *want,
                          Error **errp)
 {
+    Error *err = NULL;
+
     if (pol->complete &&
-        (!policy_check_class(want, errp) ||
-         !policy_check_order(want, errp) ||
-         !policy_check_permission(want, errp) ||
-         !policy_order_emulator(want, errp))) {
+        (!policy_check_class(want, &err) ||
+         !policy_check_order(want, &err) ||
+         !policy_check_permission(want, &err) ||
+         !policy_order_emulator(want, &err))) {
+        trace_pvsched_policy_refused(error_get_pretty(err));
+        error_propagate(errp, err);
         return false;
     }
     pol->set = *want;
@@ -393,6 +397,7 @@ static bool u32_set(PvschedPolicySettings *set, const char *name,
     const PolicyU32Prop *p = u32_prop(name);
 
     if (value < p->min || value > p->max) {
+        trace_pvsched_policy_refused(name);
         error_setg(errp, "pvsched-policy: %s=%u is out of range: it must be "
                    "between %u and %u", name, value, p->min, p->max);
         return false;
