@@ -20,6 +20,7 @@
 #include "qemu/timer.h"
 #include "qom/object_interfaces.h"
 #include "qemu/notify.h"
+#include "system/system.h"
 #include "pvsched/emulator.h"
 #include "pvsched/policy.h"
 #include "trace.h"
@@ -46,6 +47,7 @@ typedef struct PvschedPolicySettings {
     uint32_t max_boost_us;
     uint32_t cooldown_us;
     uint32_t emulator_priority;     /* 0: boost-priority + 1 */
+    uint32_t iothread_priority;     /* 0: emulator-priority */
     int32_t boost_nice;             /* class other */
     uint32_t dl_runtime_us;         /* class deadline */
     uint32_t dl_deadline_us;
@@ -57,6 +59,7 @@ typedef struct PvschedPolicySettings {
 struct PvschedPolicy {
     Object parent_obj;
 
+    Notifier machine_done;          /* every -object exists by then */
     PvschedPolicySettings set;      /* the properties; BQL */
     bool complete;
     PvschedPolicySnapshot *snap;    /* what vCPUs read; RCU */
@@ -136,6 +139,11 @@ static uint32_t emulator_priority(const PvschedPolicySettings *pol)
     return pol->emulator_priority ?: pol->boost_priority + 1;
 }
 
+static uint32_t iothread_priority(const PvschedPolicySettings *pol)
+{
+    return pol->iothread_priority ?: emulator_priority(pol);
+}
+
 /* Seed 000's rule: a thread that can wake a vCPU runs above it. */
 static bool policy_check_class(const PvschedPolicySettings *pol,
                                Error **errp)
@@ -191,6 +199,12 @@ static bool policy_check_order(const PvschedPolicySettings *pol,
                    "boosted vCPUs", emu, pol->boost_priority);
         return false;
     }
+    if (iothread_priority(pol) <= pol->boost_priority) {
+        error_setg(errp, "pvsched-policy: iothread-priority=%u must be above "
+                   "boost-priority=%u: I/O threads wake boosted vCPUs",
+                   iothread_priority(pol), pol->boost_priority);
+        return false;
+    }
     return true;
 }
 
@@ -201,7 +215,7 @@ static bool policy_check_order(const PvschedPolicySettings *pol,
 static bool policy_check_permission(const PvschedPolicySettings *pol,
                                     Error **errp)
 {
-    uint32_t need = emulator_priority(pol);
+    uint32_t need = MAX(emulator_priority(pol), iothread_priority(pol));
     struct rlimit rl;
 
     if (pol->mode == PVSCHED_MODE_OFF || have_cap_sys_nice()) {
@@ -245,17 +259,23 @@ static bool policy_check_permission(const PvschedPolicySettings *pol,
 static bool policy_order_emulator(const PvschedPolicySettings *pol,
                                   Error **errp)
 {
-    PvschedSchedAttr attr = {
+    PvschedSchedAttr main_loop = {
         .policy = SCHED_FIFO,
         .priority = emulator_priority(pol),
     };
+    PvschedSchedAttr iothreads = {
+        .policy = SCHED_FIFO,
+        .priority = iothread_priority(pol),
+    };
+    bool off = pol->mode == PVSCHED_MODE_OFF || !is_rt_class(pol);
     int ret;
 
-    ret = pvsched_emulator_apply(pol->mode == PVSCHED_MODE_OFF ||
-                                 !is_rt_class(pol) ? NULL : &attr);
+    ret = pvsched_emulator_apply(off ? NULL : &main_loop,
+                                 off ? NULL : &iothreads);
     if (ret < 0) {
         error_setg_errno(errp, -ret, "pvsched-policy: cannot set the emulator "
-                         "thread to SCHED_FIFO %u", attr.priority);
+                         "threads to SCHED_FIFO %u/%u", main_loop.priority,
+                         iothreads.priority);
         return false;
     }
     return true;
@@ -361,6 +381,9 @@ static const PolicyU32Prop policy_u32_props[] = {
     { "emulator-priority", offsetof(PvschedPolicySettings, emulator_priority),
       0, 99, "Real-time priority of the emulator (main-loop) thread, above "
       "boost-priority (0: boost-priority + 1)" },
+    { "iothread-priority", offsetof(PvschedPolicySettings, iothread_priority),
+      0, 99, "Real-time priority of every I/O thread, above boost-priority "
+      "(0: emulator-priority)" },
     { "deadline-runtime-us", offsetof(PvschedPolicySettings, dl_runtime_us),
       2, MAX_US, "SCHED_DEADLINE runtime of a boosted vCPU, microseconds" },
     { "deadline-deadline-us", offsetof(PvschedPolicySettings, dl_deadline_us),
@@ -475,6 +498,8 @@ bool pvsched_policy_update(PvschedPolicy *pol, const PvschedPolicyChange *u,
          !u32_set(&want, "cooldown-us", u->cooldown_us, errp)) ||
         (u->has_emulator_priority &&
          !u32_set(&want, "emulator-priority", u->emulator_priority, errp)) ||
+        (u->has_iothread_priority &&
+         !u32_set(&want, "iothread-priority", u->iothread_priority, errp)) ||
         (u->has_boost_nice &&
          !nice_set(&want, u->boost_nice, errp)) ||
         (u->has_deadline_runtime_us &&
@@ -504,6 +529,7 @@ PvschedPolicyInfo *pvsched_policy_info(PvschedPolicy *pol)
     info->max_boost_us = pol->set.max_boost_us;
     info->cooldown_us = pol->set.cooldown_us;
     info->emulator_priority = emulator_priority(&pol->set);
+    info->iothread_priority = iothread_priority(&pol->set);
     info->boost_nice = pol->set.boost_nice;
     info->deadline_runtime_us = pol->set.dl_runtime_us;
     info->deadline_deadline_us = pol->set.dl_deadline_us;
@@ -511,6 +537,14 @@ PvschedPolicyInfo *pvsched_policy_info(PvschedPolicy *pol)
     info->util_min = pol->set.util_min;
     info->util_max = pol->set.util_max;
     return info;
+}
+
+/* I/O threads created after the policy take their place now. */
+static void policy_machine_done(Notifier *n, void *data)
+{
+    PvschedPolicy *pol = container_of(n, PvschedPolicy, machine_done);
+
+    policy_order_emulator(&pol->set, &error_warn);
 }
 
 static void policy_complete(UserCreatable *uc, Error **errp)
@@ -525,6 +559,8 @@ static void policy_complete(UserCreatable *uc, Error **errp)
     }
     pol->complete = true;
     policy_publish(pol);
+    pol->machine_done.notify = policy_machine_done;
+    qemu_add_machine_init_done_notifier(&pol->machine_done);
 }
 
 static void policy_instance_init(Object *obj)

@@ -57,21 +57,37 @@ static PvschedVcpuInfo *vcpu_info(CPUState *cs, PvschedVcpu *v)
     return info;
 }
 
+static PvschedEmulatorInfo *emulator_info(int tid)
+{
+    PvschedEmulatorInfo *info = g_new0(PvschedEmulatorInfo, 1);
+
+    info->thread_id = tid;
+    info->sched = thread_sched(tid);
+    return info;
+}
+
 PvschedInfo *qmp_query_pvsched(Error **errp)
 {
     PvschedInfo *info = g_new0(PvschedInfo, 1);
     PvschedPolicy *pol = pvsched_device_policy();
     PvschedVcpuInfoList **tail = &info->vcpus;
+    PvschedEmulatorInfoList **iot_tail = &info->iothreads;
+    g_autoptr(GArray) tids = NULL;
     CPUState *cs;
+    int i;
 
     if (!pol) {
         return info;
     }
     info->present = true;
     info->policy = pvsched_policy_info(pol);
-    info->emulator = g_new0(PvschedEmulatorInfo, 1);
-    info->emulator->thread_id = pvsched_emulator_thread_id();
-    info->emulator->sched = thread_sched(info->emulator->thread_id);
+    info->emulator = emulator_info(pvsched_emulator_thread_id());
+    tids = pvsched_iothread_ids();
+    for (i = 0; i < tids->len; i++) {
+        QAPI_LIST_APPEND(iot_tail,
+                         emulator_info(g_array_index(tids, int, i)));
+    }
+    info->has_iothreads = true;
     CPU_FOREACH(cs) {
         QAPI_LIST_APPEND(tail, vcpu_info(cs, pvsched_device_vcpu(cs->cpu_index)));
     }

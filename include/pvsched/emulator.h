@@ -1,5 +1,5 @@
 /*
- * pvsched: the emulator (main-loop) thread's own scheduling
+ * pvsched: the emulator threads' own scheduling
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -10,12 +10,17 @@
 #include "pvsched/sched-attr.h"
 
 /*
- * From the main loop: give it @want (plus RESET_ON_FORK), or with NULL
- * the attributes it had before the first call.  Returns 0 or -errno.
+ * From the main loop, with the BQL: the main loop takes @main_loop and
+ * every I/O thread @iothreads (plus RESET_ON_FORK), each on itself; NULL
+ * gives a thread back the attributes it had before.  0 or -errno.
  */
-int pvsched_emulator_apply(const PvschedSchedAttr *want);
+int pvsched_emulator_apply(const PvschedSchedAttr *main_loop,
+                           const PvschedSchedAttr *iothreads);
 
 /* The main-loop thread's host thread id. */
 int pvsched_emulator_thread_id(void);
+
+/* The host thread ids of the VM's I/O threads. */
+GArray *pvsched_iothread_ids(void);
 
 #endif

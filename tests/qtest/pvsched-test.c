@@ -150,6 +150,9 @@ static void test_policy_rejects(void)
                    "emulator-priority=20 must be above boost-priority=20");
     assert_refused("-object pvsched-policy,id=p,boost-priority=99",
                    "boost-priority=99 leaves no room for the emulator");
+    assert_refused("-object pvsched-policy,id=p,boost-priority=20,"
+                   "iothread-priority=3",
+                   "iothread-priority=3 must be above boost-priority=20");
     assert_refused("-object pvsched-policy,id=p,boost-class=deadline,"
                    "deadline-runtime-us=5000,deadline-deadline-us=4000",
                    "SCHED_DEADLINE needs runtime <= deadline <= period");
@@ -244,7 +247,7 @@ static void test_query_no_device(void)
 
 #define KVM_VM "-accel kvm -S -smp 2 -cpu qemu64,kvm-pvsched=on " \
     "-object pvsched-policy,id=pol0,boost-priority=8 " \
-    "-device pvsched,policy=pol0"
+    "-object iothread,id=io0 -device pvsched,policy=pol0"
 
 static void test_query_device(void)
 {
@@ -281,6 +284,13 @@ static void test_query_device(void)
     g_assert_cmpstr(qdict_get_str(sched, "policy"), ==, "fifo");
     g_assert_cmpint(qdict_get_int(sched, "priority"), ==, 9);
     g_assert_true(qdict_get_bool(sched, "reset-on-fork"));
+    /* So do I/O threads, even one created after the policy. */
+    g_assert_cmpint(qdict_get_int(pol, "iothread-priority"), ==, 9);
+    e = qlist_first(qdict_get_qlist(ret, "iothreads"));
+    g_assert_nonnull(e);
+    sched = qdict_get_qdict(qobject_to(QDict, qlist_entry_obj(e)), "sched");
+    g_assert_cmpstr(qdict_get_str(sched, "policy"), ==, "fifo");
+    g_assert_cmpint(qdict_get_int(sched, "priority"), ==, 9);
     qobject_unref(rsp);
     qtest_quit(qts);
 }
@@ -334,6 +344,8 @@ static void test_set_policy_errors(void)
     assert_set_refused(qts, "{'id': 'pol0', 'boost-priority': 12, "
                        "'emulator-priority': 11}",
                        "emulator-priority=11 must be above boost-priority=12");
+    assert_set_refused(qts, "{'id': 'pol0', 'iothread-priority': 8}",
+                       "iothread-priority=8 must be above boost-priority=8");
     qtest_quit(qts);
 }
 
