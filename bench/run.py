@@ -104,7 +104,10 @@ def build(p):
 def machine():
     nr, mx = C.kvm_caps()
     rt = C.rt_throttling()
+    head = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'],
+                          cwd=C.REPO, capture_output=True, text=True)
     return {
+        'commit': head.stdout.strip() or 'unknown',
         'date': datetime.datetime.now().isoformat(timespec='seconds'),
         'nproc': os.cpu_count(),
         'cpu_model': C.cpu_model(),
@@ -117,7 +120,8 @@ def machine():
 
 
 def describe(m):
-    return (f"machine: {m['nproc']} CPUs ({m['cpu_model']}), kernel "
+    return (f"commit {m['commit']}; "
+            f"machine: {m['nproc']} CPUs ({m['cpu_model']}), kernel "
             f"{m['kernel']}, KVM: {m['kvm']} (nested/PVM when kvm_pvm), "
             f"KVM recommends <= {m['kvm_nr_vcpus']} vCPUs, allows "
             f"{m['kvm_max_vcpus']}; RT throttling "

@@ -16,7 +16,7 @@ order), for each period:
                   doorbell UNBOOST after it, every cycle
   dynamic, renewed
                   hog; device: boosted throughout the run, renewed
-                  (UNBOOST + BOOST) every 2 ms of boosted running, to
+                  (UNBOOST + BOOST) every 1 ms of boosted running, to
                   stay within the 3 ms CPU-time bound per boost
   static RT       hog; no device, the vCPU thread made SCHED_FIFO 8 from
                   outside with chrt for the run (what libvirt's
@@ -37,7 +37,7 @@ INTERVALS = [500, 1000]
 WORK_US = 20
 PRIO = 8
 POLICY = f'mode=dynamic,boost-class=fifo,boost-priority={PRIO}'
-RENEW_US = 2000
+RENEW_US = 1000
 CONFIGS = ['idle, vanilla', 'idle, dynamic', 'vanilla', 'dynamic',
            'dynamic, renewed', 'static RT', 'hog alone']
 
