@@ -256,6 +256,7 @@ static void test_query_device(void)
     QDict *ret = qdict_get_qdict(rsp, "return");
     QDict *pol = qdict_get_qdict(ret, "policy");
     QDict *emu, *sched;
+    const QListEntry *iot;
     QListEntry *e;
     int n = 0;
 
@@ -286,9 +287,10 @@ static void test_query_device(void)
     g_assert_true(qdict_get_bool(sched, "reset-on-fork"));
     /* So do I/O threads, even one created after the policy. */
     g_assert_cmpint(qdict_get_int(pol, "iothread-priority"), ==, 9);
-    e = qlist_first(qdict_get_qlist(ret, "iothreads"));
-    g_assert_nonnull(e);
-    sched = qdict_get_qdict(qobject_to(QDict, qlist_entry_obj(e)), "sched");
+    iot = qlist_first(qdict_get_qlist(ret, "iothreads"));
+    g_assert_nonnull(iot);
+    sched = qdict_get_qdict(qobject_to(QDict, qlist_entry_obj(iot)),
+                            "sched");
     g_assert_cmpstr(qdict_get_str(sched, "policy"), ==, "fifo");
     g_assert_cmpint(qdict_get_int(sched, "priority"), ==, 9);
     qobject_unref(rsp);
