@@ -46,7 +46,7 @@ check() {
 
 suite_unit() {
     local t
-    for t in test-pvsched-state test-pvsched-host; do
+    for t in test-pvsched-state test-pvsched-host test-pvsched-pi; do
         "$QB/tests/unit/$t" --tap -k 2>&1 | tee "$results/$t.tap"
         count_tap "unit $t" "$results/$t.tap"
     done
