@@ -65,12 +65,6 @@ def ensure_matplotlib():
                      'imported')
 
 
-ensure_matplotlib()
-
-import matplotlib  # noqa: E402
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pvbench import common as C  # noqa: E402
 from pvbench import doorbell, exitcost, locks, scale, wakeup  # noqa: E402
@@ -84,12 +78,12 @@ def sh(cmd, **kw):
     return subprocess.run(cmd, cwd=C.REPO, check=True, **kw)
 
 
-def build(p):
+def build(p, only):
     """Everything the benchmarks run, built (or found up to date)."""
     sh(['make', '--no-print-directory', 'guest'], stdout=subprocess.DEVNULL)
     if not os.access(C.PATCHED_QEMU, os.X_OK):
         sh(['make', '--no-print-directory', 'qemu'])
-    if p.stock:
+    if p.stock and (not only or 'exit' in only):
         sh(['bash', 'scripts/build-stock-qemu.sh'], stdout=subprocess.DEVNULL)
     os.makedirs(C.BIN, exist_ok=True)
     for src, name, flags in (('bench/tools/hog.c', 'hog', []),
@@ -130,7 +124,14 @@ def describe(m):
             f"{m.get('loadavg_end', '?')} at the end")
 
 
-def plot_exit(res, outdir):
+def pyplot():
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot
+    return matplotlib.pyplot
+
+
+def plot_exit(res, outdir, plt):
     cfg = res['configs']
     labels = list(cfg)
     med = [cfg[l]['median_cycles']['median'] for l in labels]
@@ -151,7 +152,7 @@ def plot_exit(res, outdir):
     return [path]
 
 
-def plot_doorbell(res, outdir):
+def plot_doorbell(res, outdir, plt):
     kinds = [k for k, _ in doorbell.KINDS]
     med = [res['kinds'][k]['median_cycles']['median'] for k in kinds]
     lo = [m - res['kinds'][k]['median_cycles']['min']
@@ -200,8 +201,10 @@ def main():
     if os.geteuid() != 0:
         raise SystemExit('run as root: KVM, SCHED_FIFO, chrt and taskset '
                          'on QEMU\'s threads')
+    ensure_matplotlib()
+    plt = pyplot()
     t_start = time.monotonic()
-    build(p)
+    build(p, only)
     os.makedirs(p.out, exist_ok=True)
     m = machine()
     C.log(describe(m))
@@ -227,9 +230,9 @@ def main():
         texts.append(res['table'])
         try:
             if name == 'exit':
-                plots += plot_exit(res, p.out)
+                plots += plot_exit(res, p.out, plt)
             elif name == 'doorbell':
-                plots += plot_doorbell(res, p.out)
+                plots += plot_doorbell(res, p.out, plt)
             else:
                 plots += mod.plot(res, p.out, plt)
         except Exception:  # noqa: BLE001
