@@ -922,7 +922,8 @@ struct scale_result {
 } __attribute__((aligned(64)));
 
 static struct scale_result scale_res[BENCH_MAX_CPUS];
-static volatile uint32_t bench_boot_stack, bench_boot_idx;
+volatile uint32_t bench_boot_stack;        /* read by the trampoline */
+static volatile uint32_t bench_boot_idx;
 static volatile uint32_t ap_up[BENCH_MAX_CPUS];
 static volatile uint32_t scale_gen, scale_done;
 static volatile uint32_t scale_toggle;
