@@ -4,6 +4,7 @@
 #   make run      the main job: boot the bundled guest with pvsched under KVM
 #   make check    the whole test suite (what CI runs)
 #   make series   export the patchset as a git format-patch series
+#   make bench    run the benchmarks (tables, build/bench/*.png)
 
 TOP := $(abspath .)
 BUILD := $(TOP)/build
@@ -16,7 +17,7 @@ GUEST := $(BUILD)/guest/pvsched-guest.elf
 TARGETS := qemu-system-x86_64 tests/unit/test-pvsched-state tests/unit/test-pvsched-host tests/unit/test-pvsched-pi tests/qtest/pvsched-test \
 	tests/qtest/qmp-cmd-test
 
-.PHONY: all deps qemu guest run check series clean FORCE
+.PHONY: all deps qemu guest run check series bench clean FORCE
 
 all: qemu guest
 
@@ -39,6 +40,9 @@ run: all
 
 check: all
 	@bash scripts/run-tests.sh
+
+bench: all
+	python3 bench/run.py
 
 series: qemu
 	@bash scripts/export-series.sh $(BUILD)/series

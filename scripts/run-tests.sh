@@ -98,6 +98,8 @@ suite_qtest
 suite_summary kvm python3 tests/functional/pvsched/run.py
 suite_summary libvirt python3 tests/functional/pvsched/libvirt/test_libvirt.py
 check docs bash scripts/build-docs.sh
+# Benchmarks print numbers, never pass or fail on them: this checks they run.
+check bench-quick python3 bench/run.py --quick
 check build-without-pvsched build_disabled
 if [ -x scripts/export-series.sh ]; then
     check series bash scripts/check-series.sh
