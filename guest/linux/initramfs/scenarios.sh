@@ -53,14 +53,23 @@ run_cyclictest() {
 	[ $rc -eq 0 ] || sed 's/^/INFO cyclictest: /' /tmp/ct.out
 }
 
-# test: what guest/linux/test.py checks, step by step.
+# test: what guest/linux/test.py checks, step by step.  The kernel is
+# booted with maxcpus=1 and CPU 1 comes online after the module is loaded,
+# so that CPU 1 registers through the module's hotplug callback; and CPU 1
+# is offline while the module's tracepoints are attached and detached
+# (see "This host's KVM" in docs/system/pvsched-linux-guest.rst).
+CPU1=/sys/devices/system/cpu/cpu1/online
+
 scen_test() {
-	# Keep this shell off CPU 1, which the RT work owns.
-	taskset -p -c 0 $$ > /dev/null
 	# No RT throttling: the spinner must hold CPU 1 while the host looks.
 	echo -1 > /proc/sys/kernel/sched_rt_runtime_us
 	wait_host before-load 0
 	load_module $(param modargs | tr ',' ' ')
+	stats
+	echo 1 > $CPU1
+	echo "ONLINE cpu=1 rc=$? online=$(cat /sys/devices/system/cpu/online)"
+	# Keep this shell off CPU 1, which the RT work owns.
+	taskset -p -c 0 $$ > /dev/null
 	stats
 
 	chrt -f 50 taskset -c 1 sh -c 'while :; do :; done' &
@@ -85,6 +94,8 @@ scen_test() {
 	taskset -c 0 sh -c true
 	wait_host after 1
 
+	echo 0 > $CPU1
+	echo "OFFLINE cpu=1 rc=$?"
 	if rmmod pvsched; then
 		echo "UNLOADED rc=0"
 	else

@@ -1,0 +1,302 @@
+"""Run the pvsched Linux test guest under the patched QEMU (stdlib only).
+
+Shared by guest/linux/test.py and bench/linux/cyclictest.py.  The guest's
+console is QEMU's stdio (a pipe here), QMP a unix socket; the guest side of
+the line protocol is guest/linux/initramfs/scenarios.sh.
+
+Every blocking call has a deadline, and LinuxVM.close() (the context
+manager calls it, also on any exception) kills QEMU and removes its
+temporary directory.
+
+SPDX-License-Identifier: GPL-2.0-or-later
+"""
+
+import ctypes
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, '..', '..'))
+QEMU = os.environ.get('PVSCHED_QEMU',
+                      os.path.join(REPO, 'build', 'qemu-system-x86_64'))
+GUEST_DIR = os.environ.get('PVSCHED_LINUX_GUEST',
+                           os.path.join(REPO, 'build', 'linux-guest'))
+BUILD_SCRIPT = os.path.join(HERE, 'build-guest.sh')
+
+# This host's nested KVM (kvm_pvm) emulates parts of the guest kernel and
+# fails on instructions KVM's emulator lacks: keep them out of the guest
+# (docs/system/pvsched-linux-guest.rst, "This host's KVM").  cx16 and
+# xsave go through CPUID; the rest through the kernel command line.
+# No steal time: enabling its static key at boot patches account_process_tick()
+# with an int3 while the timer interrupt runs it.
+CPU_MODEL = 'qemu64,-cx16,-xsave,-rdrand,-rdseed,-kvm-steal-time'
+with open(os.path.join(HERE, 'kernel-args')) as _f:
+    KERNEL_ARGS = ' '.join(_f.read().split())
+
+POLICY_NAMES = {0: 'SCHED_OTHER', 1: 'SCHED_FIFO', 2: 'SCHED_RR',
+                3: 'SCHED_BATCH', 5: 'SCHED_IDLE', 6: 'SCHED_DEADLINE'}
+
+
+class GuestError(AssertionError):
+    """The guest or QEMU did not do what was expected in time."""
+
+
+def _die_with_parent():
+    """In the QEMU child: killed when the Python process dies, even by
+    SIGKILL, so that no QEMU outlives an interrupted run."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PDEATHSIG
+
+
+def missing_prerequisites(qemu=QEMU):
+    problems = []
+    if not os.path.exists('/dev/kvm'):
+        problems.append('/dev/kvm does not exist (KVM is required)')
+    elif not os.access('/dev/kvm', os.R_OK | os.W_OK):
+        problems.append('/dev/kvm is not readable and writable')
+    if not os.access(qemu, os.X_OK):
+        problems.append(f'patched QEMU missing: {qemu} (make qemu, or set '
+                        f'PVSCHED_QEMU)')
+    if os.geteuid() != 0:
+        problems.append('must run as root (thread policies, SCHED_FIFO)')
+    return problems
+
+
+def guest_kernel(guest_dir):
+    """The kernel to boot: the PVH ELF when present (see build-guest.sh:
+    this host's nested KVM runs the bzImage decompressor very slowly)."""
+    vmlinux = os.path.join(guest_dir, 'vmlinux')
+    return vmlinux if os.path.exists(vmlinux) else \
+        os.path.join(guest_dir, 'bzImage')
+
+
+def guest_initrd(guest_dir):
+    """The uncompressed initramfs when present: inflating it in the guest
+    is slow where the guest kernel is emulated."""
+    cpio = os.path.join(guest_dir, 'initramfs.cpio')
+    return cpio if os.path.exists(cpio) else \
+        os.path.join(guest_dir, 'initramfs.cpio.gz')
+
+
+def ensure_guest(guest_dir=GUEST_DIR, log=print):
+    """Build the guest if its files are missing (cached: seconds)."""
+    need = [os.path.join(guest_dir, f)
+            for f in ('bzImage', 'initramfs.cpio.gz')]
+    if all(os.path.exists(f) for f in need):
+        return None
+    log(f'# building the Linux guest into {guest_dir}')
+    r = subprocess.run(['bash', BUILD_SCRIPT, guest_dir],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True, timeout=900)
+    if r.returncode:
+        return f'build-guest.sh failed ({r.returncode}):\n{r.stdout[-3000:]}'
+    return None
+
+
+def policy_string(mode='dynamic', prio=8, max_boost_us=3000,
+                  cooldown_us=27000):
+    return (f'mode={mode},boost-class=fifo,boost-priority={prio},'
+            f'max-boost-us={max_boost_us},cooldown-us={cooldown_us}')
+
+
+def read_sched(pid, tid):
+    """(policy name, rt priority) of a thread, from sched_getscheduler and
+    cross-checked with /proc/<pid>/task/<tid>/sched."""
+    policy = os.sched_getscheduler(tid) & ~os.SCHED_RESET_ON_FORK
+    prio = os.sched_getparam(tid).sched_priority
+    proc = {}
+    with open(f'/proc/{pid}/task/{tid}/sched') as f:
+        for line in f:
+            k, sep, v = line.partition(':')
+            if sep and k.strip() in ('policy', 'prio', 'nr_switches'):
+                proc[k.strip()] = int(v.strip())
+    if proc.get('policy') != policy:
+        raise GuestError(f'thread {tid}: sched_getscheduler says {policy}, '
+                         f'/proc says {proc.get("policy")}')
+    return POLICY_NAMES.get(policy, f'policy{policy}'), prio
+
+
+def thread_cpu_ns(pid, tid):
+    """CPU time of a thread (first field of schedstat, ns)."""
+    with open(f'/proc/{pid}/task/{tid}/schedstat') as f:
+        return int(f.read().split()[0])
+
+
+class LinuxVM:
+    """One QEMU running the Linux guest.
+
+    smp, mem: guest size; pvsched: None for a stock-like VM (no CPUID bit,
+    no device), else the pvsched-policy properties; append: extra kernel
+    command line; trace: record pvsched_* trace events to a file.
+    """
+
+    def __init__(self, scenario, smp=2, mem='512M', pvsched=None, append='',
+                 trace=False, qemu=QEMU, guest_dir=GUEST_DIR, log=None):
+        self.tmp = tempfile.mkdtemp(prefix='pvsched-linux-')
+        self.qmp_path = os.path.join(self.tmp, 'qmp.sock')
+        self.trace_path = os.path.join(self.tmp, 'trace.log') if trace else None
+        self.serial_log = []
+        self.log = log
+        self._buf = b''
+        self._qmp = None
+        cpu = CPU_MODEL + (',kvm-pvsched=on' if pvsched is not None else '')
+        args = [qemu, '-accel', 'kvm', '-cpu', cpu, '-smp', str(smp),
+                '-m', mem, '-display', 'none', '-no-reboot', '-nodefaults',
+                '-kernel', guest_kernel(guest_dir),
+                '-initrd', guest_initrd(guest_dir),
+                '-append', f'console=ttyS0 loglevel=4 {KERNEL_ARGS} '
+                           f'pvsched.scenario={scenario} {append}'.strip(),
+                '-serial', 'stdio',
+                '-qmp', f'unix:{self.qmp_path},server=on,wait=off']
+        if pvsched is not None:
+            args += ['-object', 'pvsched-policy,id=pol0,' + pvsched,
+                     '-device', 'pvsched,policy=pol0']
+        if trace:
+            args += ['-trace', f'enable=pvsched_*,file={self.trace_path}']
+        self.args = args
+        self.stderr = open(os.path.join(self.tmp, 'stderr'), 'w+')
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE,
+                                     stderr=self.stderr,
+                                     preexec_fn=_die_with_parent)
+        self.pid = self.proc.pid
+
+    # -- serial ---------------------------------------------------------
+    def readline(self, deadline):
+        """Next console line (without \\r\\n) or GuestError at deadline."""
+        while b'\n' not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise GuestError('timed out waiting for the guest; last '
+                                 'lines:\n  ' +
+                                 '\n  '.join(self.serial_log[-15:]))
+            r, _, _ = select.select([self.proc.stdout], [], [], min(left, 1))
+            if not r and 'KVM internal error' in self.stderr_text():
+                # QEMU pauses the VM and waits: say why at once.
+                err = self.stderr_text()
+                raise GuestError('KVM internal error (this host cannot '
+                                 'emulate an instruction the guest ran):\n' +
+                                 '\n'.join(ln for ln in err.splitlines()
+                                           if ln.startswith(('KVM', 'emul',
+                                                             'RIP', 'Code')))
+                                 + '\nlast lines:\n  ' +
+                                 '\n  '.join(self.serial_log[-15:]))
+            if r:
+                chunk = os.read(self.proc.stdout.fileno(), 65536)
+                if not chunk:
+                    raise GuestError(f'QEMU exited ({self.proc.wait()}): '
+                                     f'{self.stderr_text()[-2000:]}\n'
+                                     'last lines:\n  ' +
+                                     '\n  '.join(self.serial_log[-15:]))
+                self._buf += chunk
+        line, self._buf = self._buf.split(b'\n', 1)
+        text = line.decode(errors='replace').rstrip('\r')
+        self.serial_log.append(text)
+        if self.log:
+            self.log(text)
+        return text
+
+    def expect(self, pattern, timeout):
+        """Read lines until one matches the regex; returns the match."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            line = self.readline(deadline)
+            m = rx.search(line)
+            if m:
+                return m
+            if line.startswith('FAIL '):
+                raise GuestError(f'guest: {line}')
+
+    def send(self, text):
+        self.proc.stdin.write(text.encode())
+        self.proc.stdin.flush()
+
+    # -- QMP ------------------------------------------------------------
+    def qmp(self, cmd, **args):
+        if self._qmp is None:
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    s = socket.socket(socket.AF_UNIX)
+                    s.settimeout(10)
+                    s.connect(self.qmp_path)
+                    break
+                except OSError:
+                    s.close()
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
+            self._qmp = s.makefile('rw')
+            self._qmp.readline()
+            self._qmp_cmd('qmp_capabilities', {})
+        return self._qmp_cmd(cmd, args)
+
+    def _qmp_cmd(self, cmd, args):
+        self._qmp.write(json.dumps({'execute': cmd, 'arguments': args}) + '\n')
+        self._qmp.flush()
+        while True:
+            r = json.loads(self._qmp.readline())
+            if 'error' in r:
+                raise GuestError(f'QMP {cmd}: {r["error"]}')
+            if 'return' in r:
+                return r['return']
+
+    def vcpu_threads(self):
+        """{cpu index: host thread id}."""
+        return {c['cpu-index']: c['thread-id']
+                for c in self.qmp('query-cpus-fast')}
+
+    # -- end ------------------------------------------------------------
+    def wait_exit(self, timeout):
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise GuestError(f'QEMU still running after {timeout} s')
+
+    def stderr_text(self):
+        self.stderr.flush()
+        with open(self.stderr.name, errors='replace') as f:
+            return f.read()
+
+    def trace_lines(self):
+        if not self.trace_path or not os.path.exists(self.trace_path):
+            return []
+        with open(self.trace_path, errors='replace') as f:
+            return f.read().splitlines()
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self._qmp is not None:
+            self._qmp.close()
+        self.stderr.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def parse_stats(lines):
+    """'STATS cpu=N k=v ...' lines -> ({cpu: {k: v}}, {summary k: v})."""
+    cpus, summary = {}, {}
+    for line in lines:
+        if not line.startswith('STATS '):
+            continue
+        kv = dict(w.split('=', 1) for w in line.split()[1:] if '=' in w)
+        if 'cpu' in kv:
+            cpus[int(kv['cpu'])] = kv
+        else:
+            summary = kv
+    return cpus, summary
