@@ -1059,7 +1059,8 @@ static bool scale_start_ap(unsigned idx, uint8_t apic_id)
     udelay(10000);
     for (sipi = 0; sipi < 2; sipi++) {
         send_ipi(apic_id, ICR_STARTUP | (BENCH_TRAMPOLINE >> 12));
-        end = rdtsc() + us_to_tsc(sipi ? 1000000 : 10000);
+        /* Generous: on an overcommitted host the AP may wait for a CPU. */
+        end = rdtsc() + us_to_tsc(sipi ? 10000000 : 10000);
         while (!ap_up[idx] && rdtsc() < end) {
             cpu_pause();
         }

@@ -34,7 +34,9 @@ def counts(limit):
 
 def run(p):
     nr, mx = C.kvm_caps()
-    limit = min(32, mx)
+    # --quick only shows that it works: all sizes boot at once, and 63
+    # vCPUs on a 2-CPU host under load can miss the guest's AP start-up bound.
+    limit = min(4 if p.quick else 32, mx)
     ms = 50 if p.quick else 1000
     vms = []
     try:
