@@ -186,20 +186,36 @@ def table(results, args):
     return '\n'.join(lines)
 
 
-def plot(results, args, path):
-    try:
-        import matplotlib
-    except ImportError:
-        if os.geteuid() == 0:
+def import_matplotlib():
+    """Debian's python3-matplotlib, installed with apt if missing.  It lives
+    in /usr/lib/python3/dist-packages, which a python3 other than Debian's
+    (pyenv, say) does not search."""
+    for attempt in range(2):
+        try:
+            import matplotlib
+            return matplotlib
+        except ImportError:
+            pass
+        if '/usr/lib/python3/dist-packages' not in sys.path:
+            sys.path.append('/usr/lib/python3/dist-packages')
+            try:
+                import matplotlib
+                return matplotlib
+            except ImportError:
+                pass
+        if attempt == 0 and os.geteuid() == 0:
             subprocess.run(['apt-get', 'install', '-y', '-q',
                             'python3-matplotlib'],
                            stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
-        try:
-            import matplotlib
-        except ImportError:
-            log('# no python3-matplotlib: no plot')
-            return None
+    return None
+
+
+def plot(results, args, path):
+    matplotlib = import_matplotlib()
+    if matplotlib is None:
+        log('# no python3-matplotlib: no plot')
+        return None
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
