@@ -25,7 +25,7 @@
 #define INIT_DELAY_US       10000     /* INIT -> SIPI, as the MP spec says */
 #define FIRST_SIPI_WAIT_US  10000
 #define SECOND_SIPI_WAIT_US 1000000
-#define RUN_ON_TIMEOUT_US   10000000u /* 10 s: our functions take ms */
+#define RUN_ON_TIMEOUT_MS   10000u    /* 10 s: our functions take ms */
 #define MADT_MAX            64
 
 struct mailbox {
@@ -156,31 +156,39 @@ void smp_init(void)
     }
 }
 
-void run_on(unsigned cpu, void (*fn)(void *), void *arg)
+void run_on_async(unsigned cpu, void (*fn)(void *), void *arg)
 {
     struct mailbox *m = &mbox[cpu];
-    uint64_t end;
-    uint32_t req;
 
-    if (cpu == this_cpu()) {
-        fn(arg);
-        return;
-    }
     if (cpu >= ncpus) {
         check_fatal("run_on", "cpu=%u not online", cpu);
     }
     m->fn = fn;
     m->arg = arg;
-    req = m->req + 1;
     __sync_synchronize();
-    m->req = req;
+    m->req = m->req + 1;
+}
 
-    end = rdtsc() + us_to_tsc(RUN_ON_TIMEOUT_US);
-    while (m->done != req) {
+void run_wait(unsigned cpu, uint32_t timeout_ms)
+{
+    struct mailbox *m = &mbox[cpu];
+    uint64_t end = rdtsc() + ms_to_tsc(timeout_ms);
+
+    while (m->done != m->req) {
         if (rdtsc() > end) {
             check_fatal("run_on", "cpu=%u timed out", cpu);
         }
         cpu_pause();
     }
     __sync_synchronize();
+}
+
+void run_on(unsigned cpu, void (*fn)(void *), void *arg)
+{
+    if (cpu == this_cpu()) {
+        fn(arg);
+        return;
+    }
+    run_on_async(cpu, fn, arg);
+    run_wait(cpu, RUN_ON_TIMEOUT_MS);
 }

@@ -42,4 +42,12 @@ void smp_init(void);
  */
 void run_on(unsigned cpu, void (*fn)(void *), void *arg);
 
+/*
+ * For work on several CPUs at the same time: post fn(arg) to AP cpu and
+ * return at once; run_wait() waits (up to timeout_ms, else a fatal CHECK
+ * failure) until it has returned. One call in flight per AP.
+ */
+void run_on_async(unsigned cpu, void (*fn)(void *), void *arg);
+void run_wait(unsigned cpu, uint32_t timeout_ms);
+
 #endif
