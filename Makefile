@@ -32,6 +32,11 @@ qemu: deps
 	    bash scripts/build-qemu.sh $(SRC) $(QEMU_BUILD) && \
 	ln -sf qemu/qemu-system-x86_64 $(QEMU)
 
+# ASan+UBSan build for the robustness tests: build/qemu-asan/qemu-system-x86_64.
+.PHONY: asan
+asan: qemu
+	@bash scripts/build-asan.sh
+
 guest: deps
 	@$(MAKE) --no-print-directory -C guest O=$(BUILD)/guest
 
