@@ -24,6 +24,7 @@ static const struct {
     { "bench-doorbell", scenario_bench_doorbell },
     { "bench-wakeup", scenario_bench_wakeup },
     { "bench-scale", scenario_bench_scale },
+    { "fuzz", scenario_fuzz },
 };
 
 void scenario_run(const char *name)

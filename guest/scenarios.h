@@ -19,6 +19,7 @@ void scenario_bench_pio(void);
 void scenario_bench_doorbell(void);
 void scenario_bench_wakeup(void);
 void scenario_bench_scale(void);
+void scenario_fuzz(void);
 
 /* ---- shared helpers (scenarios.c) ---- */
 
