@@ -204,12 +204,66 @@ def fmt_sched(s):
     return f'{name} nice {nice}'
 
 
+class QMPMonitor:
+    """One more QMP connection to a PvschedVM's QEMU (see open_monitor()),
+    with the same deadlines as PvschedVM.qmp().  Events are kept in
+    .events.  Use from one thread at a time; close() when done."""
+
+    def __init__(self, path, vm):
+        self.vm = vm
+        self.events = []
+        self._buf = b''
+        self._id = 0
+        self._sock = vm._connect(path, time.monotonic() + START_TIMEOUT)
+        if 'QMP' not in self._read(time.monotonic() + LINE_TIMEOUT):
+            raise RuntimeError('unexpected QMP greeting on ' + path)
+        self.cmd('qmp_capabilities')
+
+    def _read(self, deadline):
+        while b'\n' not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self._sock], [], [], left)[0]:
+                raise RuntimeError('timed out waiting for QMP (second '
+                                   'monitor)')
+            try:
+                data = self._sock.recv(65536)
+            except OSError as e:
+                raise RuntimeError(f'QMP connection lost: {e}') from None
+            if not data:
+                raise RuntimeError('QMP connection closed (second monitor)')
+            self._buf += data
+        line, self._buf = self._buf.split(b'\n', 1)
+        return json.loads(line)
+
+    def cmd(self, cmd, **args):
+        """Execute a QMP command; returns 'return', raises QMPError."""
+        self._id += 1
+        msg = {'execute': cmd, 'id': self._id}
+        if args:
+            msg['arguments'] = args
+        self._sock.sendall(json.dumps(msg).encode() + b'\n')
+        deadline = time.monotonic() + LINE_TIMEOUT
+        while True:
+            resp = self._read(deadline)
+            if 'event' in resp:
+                self.events.append(resp)
+            elif resp.get('id') == self._id:
+                if 'error' in resp:
+                    raise QMPError(cmd, resp['error'])
+                return resp['return']
+
+    def close(self):
+        if self._sock:
+            self._sock.close()
+            self._sock = None
+
+
 class PvschedVM:
     """One QEMU + guest run.  Use as a context manager or call close()."""
 
     def __init__(self, scenario, append='', smp=2, cpu=DEFAULT_CPU,
                  policy=DEFAULT_POLICY, device=True, extra=(), paused=False,
-                 qemu=None, guest=None):
+                 qemu=None, guest=None, monitors=1):
         self.qemu = qemu or QEMU
         self.tmp = tempfile.mkdtemp(prefix='pvsched-')
         self.serial_path = os.path.join(self.tmp, 'serial.sock')
@@ -221,6 +275,11 @@ class PvschedVM:
                         'server=on,wait=on',
             '-serial', 'chardev:ser0',
             '-qmp', f'unix:{self.qmp_path},server=on,wait=off']
+        # Further QMP monitors, for open_monitor(): a second client.
+        self.monitor_paths = [os.path.join(self.tmp, f'qmp{i}.sock')
+                              for i in range(1, monitors)]
+        for path in self.monitor_paths:
+            self.args += ['-qmp', f'unix:{path},server=on,wait=off']
         if paused:
             self.args.append('-S')
         self.transcript = []     # every serial line, for failure messages
@@ -369,6 +428,11 @@ class PvschedVM:
                 if 'error' in resp:
                     raise QMPError(cmd, resp['error'])
                 return resp['return']
+
+    def open_monitor(self, i=1):
+        """A client on QMP monitor i (1 .. monitors-1), independent of
+        qmp(): for a second client, e.g. in another thread."""
+        return QMPMonitor(self.monitor_paths[i - 1], self)
 
     def vcpu_tids(self):
         """{cpu-index: host thread id} from query-cpus-fast."""
