@@ -40,10 +40,10 @@ void hmp_info_pvsched(Monitor *mon, const QDict *qdict)
     }
     p = info->policy;
     monitor_printf(mon, "pvsched policy %s: mode %s, %s priority %u, "
-                   "max-boost %u us, cooldown %u us\n", p->id,
-                   PvschedMode_str(p->mode),
+                   "max-boost %u us, cooldown %u us, priority ceiling %u\n",
+                   p->id, PvschedMode_str(p->mode),
                    PvschedBoostClass_str(p->boost_class), p->boost_priority,
-                   p->max_boost_us, p->cooldown_us);
+                   p->max_boost_us, p->cooldown_us, p->priority_ceiling);
     if (info->emulator) {
         PvschedThreadSched *e = info->emulator->sched;
 

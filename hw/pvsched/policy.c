@@ -21,6 +21,9 @@
 #include "qom/object_interfaces.h"
 #include "qemu/notify.h"
 #include "system/system.h"
+#ifdef CONFIG_SECCOMP
+#include "system/seccomp.h"
+#endif
 #include "pvsched/emulator.h"
 #include "pvsched/policy.h"
 #include "trace.h"
@@ -48,6 +51,7 @@ typedef struct PvschedPolicySettings {
     uint32_t cooldown_us;
     uint32_t emulator_priority;     /* 0: boost-priority + 1 */
     uint32_t iothread_priority;     /* 0: emulator-priority */
+    uint32_t priority_ceiling;      /* 0 until creation: rt_need() */
     int32_t boost_nice;             /* class other */
     uint32_t dl_runtime_us;         /* class deadline */
     uint32_t dl_deadline_us;
@@ -116,6 +120,10 @@ static PvschedBoostConfig policy_to_config(const PvschedPolicySettings *pol)
         .cooldown_ns = pol->cooldown_us * SCALE_US,
     };
 
+    /* The bound polices what a guest asks for; static is the host's call. */
+    if (pol->mode == PVSCHED_MODE_STATIC) {
+        cfg.max_boost_ns = 0;
+    }
     cfg.boost = policy_boost_attr(pol);
     return cfg;
 }
@@ -144,7 +152,16 @@ static uint32_t iothread_priority(const PvschedPolicySettings *pol)
     return pol->iothread_priority ?: emulator_priority(pol);
 }
 
-/* Seed 000's rule: a thread that can wake a vCPU runs above it. */
+/* The highest real-time priority the settings give any thread. */
+static uint32_t rt_need(const PvschedPolicySettings *pol)
+{
+    if (!is_rt_class(pol)) {
+        return 0;
+    }
+    return MAX(pol->boost_priority,
+               MAX(emulator_priority(pol), iothread_priority(pol)));
+}
+
 static bool policy_check_class(const PvschedPolicySettings *pol,
                                Error **errp)
 {
@@ -203,6 +220,35 @@ static bool policy_check_order(const PvschedPolicySettings *pol,
         error_setg(errp, "pvsched-policy: iothread-priority=%u must be above "
                    "boost-priority=%u: I/O threads wake boosted vCPUs",
                    iothread_priority(pol), pol->boost_priority);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * The ceiling QEMU set on its RLIMIT_RTPRIO at creation cannot be raised
+ * again without CAP_SYS_RESOURCE: refuse what would need more, and any
+ * change of the ceiling itself.
+ */
+static bool policy_check_ceiling(const PvschedPolicy *pol,
+                                 const PvschedPolicySettings *want,
+                                 Error **errp)
+{
+    uint32_t ceiling = want->priority_ceiling;
+
+    if (pol->complete && ceiling != pol->set.priority_ceiling) {
+        error_setg(errp, "pvsched-policy: priority-ceiling is fixed at %u "
+                   "since the object was created", pol->set.priority_ceiling);
+        return false;
+    }
+    if (ceiling && rt_need(want) > ceiling) {
+        error_setg(errp, "pvsched-policy: a thread would run at real-time "
+                   "priority %u, above priority-ceiling=%u", rt_need(want),
+                   ceiling);
+        error_append_hint(errp, "Keep boost-priority, emulator-priority and "
+                          "iothread-priority at most %u, or create the "
+                          "object with a higher priority-ceiling.\n",
+                          ceiling);
         return false;
     }
     return true;
@@ -312,6 +358,7 @@ static bool policy_apply(PvschedPolicy *pol, const PvschedPolicySettings *want,
     if (pol->complete &&
         (!policy_check_class(want, &err) ||
          !policy_check_order(want, &err) ||
+         !policy_check_ceiling(pol, want, &err) ||
          !policy_check_permission(want, &err) ||
          !policy_order_emulator(want, &err))) {
         trace_pvsched_policy_refused(error_get_pretty(err));
@@ -384,6 +431,9 @@ static const PolicyU32Prop policy_u32_props[] = {
     { "iothread-priority", offsetof(PvschedPolicySettings, iothread_priority),
       0, 99, "Real-time priority of every I/O thread, above boost-priority "
       "(0: emulator-priority)" },
+    { "priority-ceiling", offsetof(PvschedPolicySettings, priority_ceiling),
+      0, 99, "Highest real-time priority of any QEMU thread, set as "
+      "RLIMIT_RTPRIO at creation (0: the highest the policy uses then)" },
     { "deadline-runtime-us", offsetof(PvschedPolicySettings, dl_runtime_us),
       2, MAX_US, "SCHED_DEADLINE runtime of a boosted vCPU, microseconds" },
     { "deadline-deadline-us", offsetof(PvschedPolicySettings, dl_deadline_us),
@@ -530,6 +580,7 @@ PvschedPolicyInfo *pvsched_policy_info(PvschedPolicy *pol)
     info->cooldown_us = pol->set.cooldown_us;
     info->emulator_priority = emulator_priority(&pol->set);
     info->iothread_priority = iothread_priority(&pol->set);
+    info->priority_ceiling = pol->set.priority_ceiling;
     info->boost_nice = pol->set.boost_nice;
     info->deadline_runtime_us = pol->set.dl_runtime_us;
     info->deadline_deadline_us = pol->set.dl_deadline_us;
@@ -547,13 +598,63 @@ static void policy_machine_done(Notifier *n, void *data)
     policy_order_emulator(&pol->set, &error_warn);
 }
 
+/*
+ * vCPU, main-loop and I/O threads each set their own attributes; under
+ * -sandbox resourcecontrol=deny that is allowed only if asked for before
+ * the sandbox is entered (vl.c creates this object early for it).
+ */
+static bool policy_allow_own_sched(Error **errp)
+{
+#ifdef CONFIG_SECCOMP
+    if (!qemu_seccomp_allow_own_sched()) {
+        error_setg(errp, "pvsched-policy: -sandbox resourcecontrol=deny "
+                   "forbids QEMU's threads to change their own scheduling "
+                   "attributes, and the sandbox is already in place");
+        error_append_hint(errp, "Create the pvsched-policy object on the "
+                          "command line, not at run time.\n");
+        return false;
+    }
+#endif
+    return true;
+}
+
+/*
+ * A ceiling a compromised QEMU without CAP_SYS_RESOURCE cannot raise.
+ * With CAP_SYS_NICE the kernel ignores RLIMIT_RTPRIO: grant the limit
+ * rather than the capability for the ceiling to bind.
+ */
+static bool policy_set_ceiling(PvschedPolicySettings *set, Error **errp)
+{
+    struct rlimit rl;
+
+    set->priority_ceiling = set->priority_ceiling ?: rt_need(set);
+    if (getrlimit(RLIMIT_RTPRIO, &rl) < 0) {
+        error_setg_errno(errp, errno, "pvsched-policy: cannot read "
+                         "RLIMIT_RTPRIO");
+        return false;
+    }
+    rl.rlim_cur = MIN(rl.rlim_cur, set->priority_ceiling);
+    rl.rlim_max = MIN(rl.rlim_max, set->priority_ceiling);
+    if (setrlimit(RLIMIT_RTPRIO, &rl) < 0) {
+        error_setg_errno(errp, errno, "pvsched-policy: cannot lower "
+                         "RLIMIT_RTPRIO to priority-ceiling=%u",
+                         set->priority_ceiling);
+        return false;
+    }
+    trace_pvsched_priority_ceiling(set->priority_ceiling);
+    return true;
+}
+
 static void policy_complete(UserCreatable *uc, Error **errp)
 {
     PvschedPolicy *pol = PVSCHED_POLICY(uc);
 
     if (!policy_check_class(&pol->set, errp) ||
         !policy_check_order(&pol->set, errp) ||
+        !policy_check_ceiling(pol, &pol->set, errp) ||
         !policy_check_permission(&pol->set, errp) ||
+        !policy_allow_own_sched(errp) ||
+        !policy_set_ceiling(&pol->set, errp) ||
         !policy_order_emulator(&pol->set, errp)) {
         return;
     }
@@ -603,8 +704,8 @@ static void policy_class_init(ObjectClass *oc, void *data)
                                    &PvschedMode_lookup,
                                    policy_get_mode, policy_set_mode);
     object_class_property_set_description(oc, "mode",
-        "dynamic: boosted while the guest asks; static: always boosted; "
-        "off: never boosted");
+        "dynamic: boosted while the guest asks; static: always boosted, "
+        "without the bound; off: never boosted");
     object_class_property_add_enum(oc, "boost-class", "PvschedBoostClass",
                                    &PvschedBoostClass_lookup,
                                    policy_get_boost_class,

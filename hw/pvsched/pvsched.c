@@ -78,9 +78,16 @@ static void pvsched_post_run(CPUState *cs, void *opaque)
     pvsched_vcpu_sync(&s->vcpus[cs->cpu_index]);
 }
 
+/* On the vCPU's thread: follow the policy, registered or not. */
 static void pvsched_apply_on_vcpu(CPUState *cs, run_on_cpu_data data)
 {
-    pvsched_vcpu_sync(vcpu_of(cs));
+    pvsched_vcpu_apply(vcpu_of(cs));
+}
+
+/* A vCPU thread starts after realize: one that is hotplugged. */
+static void pvsched_vcpu_start(CPUState *cs, void *opaque)
+{
+    pvsched_apply_on_vcpu(cs, RUN_ON_CPU_NULL);
 }
 
 /*
@@ -189,6 +196,7 @@ static void pvsched_realize(DeviceState *dev, Error **errp)
 {
     PvschedState *s = PVSCHED(dev);
     MachineState *ms = MACHINE(qdev_get_machine());
+    CPUState *cs;
     int i, ret;
 
     if (!pvsched_check(s, errp)) {
@@ -219,6 +227,7 @@ static void pvsched_realize(DeviceState *dev, Error **errp)
     } else {
         /* Before any vCPU runs guest code: machine creation is not done. */
         s->hook = (KVMPvschedHook) { .post_run = pvsched_post_run,
+                                     .vcpu_start = pvsched_vcpu_start,
                                      .opaque = s };
         if (!kvm_pvsched_install_hook(&s->hook)) {
             error_setg(errp, "pvsched: the KVM run-loop hook is already "
@@ -228,6 +237,13 @@ static void pvsched_realize(DeviceState *dev, Error **errp)
     }
     s->policy_changed.notify = pvsched_policy_changed;
     pvsched_policy_add_change_notifier(s->policy, &s->policy_changed);
+    /*
+     * The vCPU threads exist already: they take the policy (static mode
+     * boosts them) before they first enter the guest.
+     */
+    CPU_FOREACH(cs) {
+        async_run_on_cpu(cs, pvsched_apply_on_vcpu, RUN_ON_CPU_NULL);
+    }
     /* Bus-less: nobody resets us unless we ask. */
     qemu_register_resettable(OBJECT(s));
 }

@@ -6,6 +6,10 @@
  *                        +--cooldown-- THROTTLED <--+ boosted CPU time
  *                                                     over the bound
  *
+ * The status is what the guest sees; st->boosted is what the thread has.
+ * They differ only in static mode, which boosts a vCPU before (and after)
+ * its guest registers, as libvirt's vcpusched would.
+ *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
@@ -64,6 +68,7 @@ static int boost(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
     st->saved = saved;
     st->applied = attr;
     st->boost_cpu_ns = be->thread_cpu_ns(be->opaque);
+    st->boosted = true;
     st->boosts++;
     return 0;
 }
@@ -88,6 +93,7 @@ static int unboost(PvschedVcpuState *st, const PvschedBackend *be)
         }
     }
     st->boosted_cpu_ns += be->thread_cpu_ns(be->opaque) - st->boost_cpu_ns;
+    st->boosted = false;
     st->applied = st->saved;
     st->unboosts++;
     return ret;
@@ -127,20 +133,37 @@ static bool set_status(PvschedVcpuState *st, uint64_t status)
     return changed;
 }
 
-bool pvsched_state_enable(PvschedVcpuState *st, const PvschedBackend *be)
+bool pvsched_state_enable(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
+                          const PvschedBackend *be)
 {
-    /* Re-registering moves the area; whatever was boosted is dropped. */
-    bool changed = pvsched_state_disable(st, be);
+    /* Re-registering moves the area; a guest-driven boost is dropped. */
+    bool changed = pvsched_state_disable(st, cfg, be);
 
-    return set_status(st, PVSCHED_STATUS_NORMAL) || changed;
+    return set_status(st, st->boosted ? PVSCHED_STATUS_BOOSTED :
+                                        PVSCHED_STATUS_NORMAL) || changed;
 }
 
-bool pvsched_state_disable(PvschedVcpuState *st, const PvschedBackend *be)
+bool pvsched_state_disable(PvschedVcpuState *st,
+                           const PvschedBoostConfig *cfg,
+                           const PvschedBackend *be)
 {
-    if (st->status == PVSCHED_STATUS_BOOSTED) {
+    if (st->boosted && cfg->mode != PVSCHED_STATE_STATIC) {
         st->last_error = unboost(st, be);
     }
     return set_status(st, PVSCHED_STATUS_DISABLED);
+}
+
+/* No area, so no request and no status to publish: only the mode counts. */
+static void follow_mode_unregistered(PvschedVcpuState *st,
+                                     const PvschedBoostConfig *cfg,
+                                     const PvschedBackend *be)
+{
+    if (cfg->mode == PVSCHED_STATE_STATIC) {
+        st->last_error = st->boosted ? reapply(st, cfg, be) :
+                                       boost(st, cfg, be);
+    } else if (st->boosted) {
+        st->last_error = unboost(st, be);
+    }
 }
 
 static bool over_bound(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
@@ -188,6 +211,7 @@ bool pvsched_state_update(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
 
     switch (st->status) {
     case PVSCHED_STATUS_DISABLED:
+        follow_mode_unregistered(st, cfg, be);
         return false;
     case PVSCHED_STATUS_THROTTLED:
         if (be->now_ns(be->opaque) < st->cooldown_end_ns) {

@@ -132,7 +132,7 @@ static void trace_change(PvschedVcpu *v, uint64_t old, uint8_t req)
 
 static void publish(PvschedVcpu *v, bool changed, uint64_t old, uint8_t req)
 {
-    if (changed) {
+    if (changed && v->area.hva) {
         pvsched_area_set_status(&v->area, v->st.status);
         if (v->st.status == PVSCHED_STATUS_THROTTLED) {
             queue_event(v, true);
@@ -146,14 +146,20 @@ static void publish(PvschedVcpu *v, bool changed, uint64_t old, uint8_t req)
 void pvsched_vcpu_apply(PvschedVcpu *v)
 {
     PvschedBoostConfig cfg;
-    uint8_t req = pvsched_area_boost_req(&v->area);
+    /* Unregistered: no request, but static mode boosts all the same. */
+    uint8_t req = v->area.hva ? pvsched_area_boost_req(&v->area) :
+                                PVSCHED_REQ_NONE;
     uint64_t old = v->st.status;
 
     pvsched_policy_get_config(v->policy, &cfg);
     publish(v, pvsched_state_update(&v->st, &cfg, backend, req), old, req);
-    if (old != PVSCHED_STATUS_BOOSTED &&
-        v->st.status == PVSCHED_STATUS_BOOSTED && cfg.max_boost_ns) {
-        /* Thread-safe; CPU time never runs ahead of real time. */
+    /*
+     * Police the bound from the first boost, and from a switch to a
+     * bounded mode under a boost that was not bounded.  Thread-safe; CPU
+     * time never runs ahead of real time.
+     */
+    if (v->st.status == PVSCHED_STATUS_BOOSTED && cfg.max_boost_ns &&
+        !timer_pending(v->bound_timer)) {
         timer_mod(v->bound_timer,
                   qemu_clock_get_ns(QEMU_CLOCK_REALTIME) + cfg.max_boost_ns);
     }
@@ -162,7 +168,11 @@ void pvsched_vcpu_apply(PvschedVcpu *v)
 static void disable(PvschedVcpu *v, bool tell_guest)
 {
     uint64_t old = v->st.status;
-    bool changed = pvsched_state_disable(&v->st, backend);
+    PvschedBoostConfig cfg;
+    bool changed;
+
+    pvsched_policy_get_config(v->policy, &cfg);
+    changed = pvsched_state_disable(&v->st, &cfg, backend);
 
     if (tell_guest) {
         pvsched_area_set_status(&v->area, v->st.status);
@@ -177,6 +187,7 @@ static void disable(PvschedVcpu *v, bool tell_guest)
 
 static bool enable(PvschedVcpu *v, uint64_t val)
 {
+    PvschedBoostConfig cfg;
     PvschedArea area;
     const char *why;
     uint64_t old = v->st.status;
@@ -193,8 +204,12 @@ static bool enable(PvschedVcpu *v, uint64_t val)
     /* On the vCPU thread: the clock the main loop polices the bound with. */
     pthread_getcpuclockid(pthread_self(), &v->cpu_clock);
     trace_pvsched_msr_enable(v->index, val & ~PVSCHED_MSR_ENABLE);
-    /* Status becomes NORMAL; a pending BOOST waits for the next exit. */
-    pvsched_state_enable(&v->st, backend);
+    /*
+     * Status becomes NORMAL (BOOSTED in static mode); a pending BOOST
+     * waits for the next exit.
+     */
+    pvsched_policy_get_config(v->policy, &cfg);
+    pvsched_state_enable(&v->st, &cfg, backend);
     publish(v, true, old, 0);
     queue_event(v, false);
     return true;
@@ -227,6 +242,7 @@ bool pvsched_vcpu_msr_write(PvschedVcpu *v, uint64_t val)
 
 bool pvsched_vcpu_restore(PvschedVcpu *v, uint64_t val, clockid_t cpu_clock)
 {
+    PvschedBoostConfig cfg;
     PvschedArea area;
     const char *why;
 
@@ -238,7 +254,8 @@ bool pvsched_vcpu_restore(PvschedVcpu *v, uint64_t val, clockid_t cpu_clock)
     v->msr_val = val;
     v->cpu_clock = cpu_clock;
     /* Not boosted here yet: a pending BOOST is honoured at the next exit. */
-    pvsched_state_enable(&v->st, backend);
+    pvsched_policy_get_config(v->policy, &cfg);
+    pvsched_state_enable(&v->st, &cfg, backend);
     pvsched_area_set_status(&v->area, v->st.status);
     return true;
 }

@@ -2,7 +2,9 @@
  * pvsched: the KVM run-loop hook
  *
  * kvm_cpu_exec() calls kvm_pvsched_post_run() on the vCPU thread after
- * every KVM_RUN return, without the BQL, before the exit is handled.
+ * every KVM_RUN return, without the BQL, before the exit is handled;
+ * a vCPU thread calls kvm_pvsched_vcpu_start() once, before it first
+ * enters the guest (it holds the BQL then).
  * At most one hook exists: the pvsched device installs it at realize,
  * before any vCPU runs guest code, and never removes it.
  *
@@ -18,6 +20,7 @@ typedef void KVMPvschedHookFn(CPUState *cpu, void *opaque);
 
 typedef struct KVMPvschedHook {
     KVMPvschedHookFn *post_run;
+    KVMPvschedHookFn *vcpu_start;
     void *opaque;
 } KVMPvschedHook;
 
@@ -32,6 +35,15 @@ static inline void kvm_pvsched_post_run(CPUState *cpu)
 
     if (unlikely(hook)) {
         hook->post_run(cpu, hook->opaque);
+    }
+}
+
+static inline void kvm_pvsched_vcpu_start(CPUState *cpu)
+{
+    const KVMPvschedHook *hook = qatomic_load_acquire(&kvm_pvsched_hook);
+
+    if (hook) {
+        hook->vcpu_start(cpu, hook->opaque);
     }
 }
 

@@ -17,7 +17,7 @@
 
 typedef enum PvschedStateMode {
     PVSCHED_STATE_DYNAMIC,  /* boosted while the guest asks */
-    PVSCHED_STATE_STATIC,   /* always boosted while registered */
+    PVSCHED_STATE_STATIC,   /* always boosted, registered or not */
     PVSCHED_STATE_OFF,      /* never boosted */
 } PvschedStateMode;
 
@@ -30,7 +30,8 @@ typedef struct PvschedBoostConfig {
 } PvschedBoostConfig;
 
 typedef struct PvschedVcpuState {
-    uint64_t status;            /* PVSCHED_STATUS_* */
+    uint64_t status;            /* PVSCHED_STATUS_*, as the guest sees it */
+    bool boosted;               /* the thread runs with the boost applied */
     PvschedSchedAttr saved;     /* the thread's own attributes, at boost */
     PvschedSchedAttr applied;   /* what the thread has now, as we set it */
     int64_t boost_cpu_ns;       /* thread CPU clock when boosted */
@@ -46,10 +47,16 @@ void pvsched_state_init(PvschedVcpuState *st);
 
 /*
  * Each returns true when boost_status changed, i.e. when the caller must
- * publish st->status to the guest before the guest runs again.
+ * publish st->status to the guest before the guest runs again.  In static
+ * mode the thread is boosted whether or not the guest has registered:
+ * enable and disable keep that boost, and update applies it to a vCPU
+ * that never registered.
  */
-bool pvsched_state_enable(PvschedVcpuState *st, const PvschedBackend *be);
-bool pvsched_state_disable(PvschedVcpuState *st, const PvschedBackend *be);
+bool pvsched_state_enable(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
+                          const PvschedBackend *be);
+bool pvsched_state_disable(PvschedVcpuState *st,
+                           const PvschedBoostConfig *cfg,
+                           const PvschedBackend *be);
 bool pvsched_state_update(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
                           const PvschedBackend *be, uint8_t boost_req);
 

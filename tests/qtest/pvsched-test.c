@@ -7,6 +7,7 @@
  */
 
 #include "qemu/osdep.h"
+#include <sys/resource.h>
 #include "libqtest.h"
 #include "qobject/qdict.h"
 #include "qobject/qlist.h"
@@ -353,7 +354,11 @@ static void test_set_policy_errors(void)
 
 static void test_set_policy(void)
 {
-    QTestState *qts = qtest_init(KVM_VM);
+    QTestState *qts = qtest_init("-accel kvm -S -smp 2 "
+                                 "-cpu qemu64,kvm-pvsched=on "
+                                 "-object pvsched-policy,id=pol0,"
+                                 "boost-priority=8,priority-ceiling=30 "
+                                 "-device pvsched,policy=pol0");
     QDict *rsp;
 
     rsp = qtest_qmp(qts, "{'execute': 'pvsched-set-policy', 'arguments': {"
@@ -376,6 +381,79 @@ static void test_set_policy(void)
     g_assert_true(qdict_haskey(rsp, "return"));
     qobject_unref(rsp);
     assert_qom_str(qts, "/objects/pol0", "mode", "off");
+    qtest_quit(qts);
+}
+
+static int rtprio_limit(QTestState *qts)
+{
+    g_autofree char *path = g_strdup_printf("/proc/%d/limits",
+                                            (int)qtest_pid(qts));
+    g_autofree char *text = NULL;
+    const char *line;
+    int soft, hard;
+
+    g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+    line = strstr(text, "Max realtime priority");
+    g_assert(line);
+    g_assert_cmpint(sscanf(line + strlen("Max realtime priority"), "%d %d",
+                           &soft, &hard), ==, 2);
+    g_assert_cmpint(soft, ==, hard);
+    return hard;
+}
+
+/*
+ * What QEMU's RLIMIT_RTPRIO must be after a ceiling of @ceiling: lowered
+ * to it, never raised.  (Where the hard limit starts at 0, as for root
+ * here, only the "never raised" half shows.)
+ */
+static int rtprio_after_ceiling(int ceiling)
+{
+    struct rlimit rl;
+
+    g_assert_cmpint(getrlimit(RLIMIT_RTPRIO, &rl), ==, 0);
+    return MIN(rl.rlim_max, ceiling);
+}
+
+/*
+ * The ceiling: QEMU's RLIMIT_RTPRIO, lowered at creation to the highest
+ * priority the policy uses (the emulator thread's, boost-priority + 1).
+ */
+static void test_priority_ceiling(void)
+{
+    QTestState *qts = qtest_init(KVM_VM);
+
+    g_assert_cmpint(qom_get_int(qts, "/objects/pol0", "priority-ceiling"),
+                    ==, 9);
+    g_assert_cmpint(rtprio_limit(qts), ==, rtprio_after_ceiling(9));
+    assert_set_refused(qts, "{'id': 'pol0', 'boost-priority': 20}",
+                       "a thread would run at real-time priority 21, above "
+                       "priority-ceiling=9");
+    assert_set_refused(qts, "{'id': 'pol0', 'iothread-priority': 10}",
+                       "above priority-ceiling=9");
+    g_assert_cmpint(qom_get_int(qts, "/objects/pol0", "boost-priority"), ==,
+                    8);
+    qtest_quit(qts);
+
+    assert_refused("-object pvsched-policy,id=p,boost-priority=8,"
+                   "priority-ceiling=5", "a thread would run at real-time "
+                   "priority 9, above priority-ceiling=5");
+}
+
+static void test_priority_ceiling_fixed(void)
+{
+    QTestState *qts = qtest_init(KVM_VM);
+    QDict *rsp;
+
+    rsp = qtest_qmp(qts, "{'execute': 'qom-set', 'arguments': {"
+                    "'path': '/objects/pol0', 'property': "
+                    "'priority-ceiling', 'value': 50}}");
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(rsp, "error"), "desc"), ==,
+                    "pvsched-policy: priority-ceiling is fixed at 9 since "
+                    "the object was created");
+    qobject_unref(rsp);
+    g_assert_cmpint(qom_get_int(qts, "/objects/pol0", "priority-ceiling"),
+                    ==, 9);
+    g_assert_cmpint(rtprio_limit(qts), ==, rtprio_after_ceiling(9));
     qtest_quit(qts);
 }
 
@@ -574,6 +652,36 @@ static void test_reset(void)
     qtest_quit(qts);
 }
 
+/* Static mode boosts every vCPU from the start, registered or not. */
+static void test_static_from_start(void)
+{
+    QTestState *qts = qtest_init("-machine pc -smp 2 -m 128M -cpu qemu64 "
+                                 "-object pvsched-policy,id=pol0,mode=static,"
+                                 "boost-priority=8 "
+                                 "-device pvsched,policy=pol0,x-qtest=on");
+    QDict *rsp;
+
+    /* vm_exit() waits for the work realize queued on each vCPU. */
+    vm_exit(qts, 0);
+    vm_exit(qts, 1);
+    assert_vcpu(qts, 0, "disabled", "fifo", 8);
+    assert_vcpu(qts, 1, "disabled", "fifo", 8);
+
+    /* Registering shows the guest the boost it already has. */
+    g_assert_true(wrmsr(qts, 1, AREA1 | MSR_ENABLE));
+    assert_vcpu(qts, 1, "boosted", "fifo", 8);
+    g_assert_cmphex(qtest_readq(qts, AREA1), ==, BOOSTED);
+
+    /* Mode off unboosts registered and unregistered alike. */
+    rsp = qtest_qmp(qts, "{'execute': 'pvsched-set-policy', 'arguments': {"
+                    "'id': 'pol0', 'mode': 'off'}}");
+    g_assert_true(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+    assert_vcpu(qts, 0, "disabled", "other", 0);
+    assert_vcpu(qts, 1, "normal", "other", 0);
+    qtest_quit(qts);
+}
+
 static int area_events(QTestState *qts, int cpu, int *last_registered)
 {
     QDict *ev;
@@ -641,6 +749,11 @@ int main(int argc, char **argv)
     qtest_add_func("/pvsched/qmp/set-policy-errors", test_set_policy_errors);
     qtest_add_func("/pvsched/qmp/set-policy", test_set_policy);
     qtest_add_func("/pvsched/hmp/info", test_hmp_info);
+    qtest_add_func("/pvsched/policy/priority-ceiling", test_priority_ceiling);
+    qtest_add_func("/pvsched/policy/priority-ceiling-fixed",
+                   test_priority_ceiling_fixed);
+    qtest_add_func("/pvsched/lifecycle/static-from-start",
+                   test_static_from_start);
     qtest_add_func("/pvsched/msr/rules", test_msr_rules);
     qtest_add_func("/pvsched/msr/boost", test_boost_through_the_area);
     qtest_add_func("/pvsched/lifecycle/reset", test_reset);

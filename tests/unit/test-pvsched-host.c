@@ -30,7 +30,7 @@ static void boost_then_create(const PvschedSchedAttr *boost,
 
     g_assert_cmpint(be->get(&mine, NULL), ==, 0);
     pvsched_state_init(&st);
-    pvsched_state_enable(&st, be);
+    pvsched_state_enable(&st, &cfg, be);
     g_assert_true(pvsched_state_update(&st, &cfg, be, PVSCHED_REQ_BOOST));
     g_assert_cmpint(st.last_error, ==, 0);
 

@@ -93,7 +93,7 @@ static bool update(Fixture *f, uint8_t req)
 
 static void enable_and_boost(Fixture *f)
 {
-    g_assert_true(pvsched_state_enable(&f->st, &f->be));
+    g_assert_true(pvsched_state_enable(&f->st, &f->cfg, &f->be));
     g_assert_true(update(f, PVSCHED_REQ_BOOST));
     g_assert_cmpuint(f->st.status, ==, PVSCHED_STATUS_BOOSTED);
 }
@@ -114,7 +114,7 @@ static void test_disabled_ignores_requests(Fixture *f, gconstpointer data)
 
 static void test_enable_is_normal(Fixture *f, gconstpointer data)
 {
-    g_assert_true(pvsched_state_enable(&f->st, &f->be));
+    g_assert_true(pvsched_state_enable(&f->st, &f->cfg, &f->be));
     g_assert_cmpuint(f->st.status, ==, PVSCHED_STATUS_NORMAL);
     g_assert_cmpint(f->t.sets, ==, 0);
     /* NONE and UNBOOST leave a normal vCPU alone. */
@@ -172,7 +172,7 @@ static void test_undefined_request_changes_nothing(Fixture *f,
 
 static void test_boost_failure_stays_normal(Fixture *f, gconstpointer data)
 {
-    pvsched_state_enable(&f->st, &f->be);
+    pvsched_state_enable(&f->st, &f->cfg, &f->be);
     f->t.fail_set = -EPERM;
     f->t.fail_set_count = 1;
     g_assert_false(update(f, PVSCHED_REQ_BOOST));
@@ -241,7 +241,7 @@ static void test_unbounded(Fixture *f, gconstpointer data)
 static void test_disable_unboosts(Fixture *f, gconstpointer data)
 {
     enable_and_boost(f);
-    g_assert_true(pvsched_state_disable(&f->st, &f->be));
+    g_assert_true(pvsched_state_disable(&f->st, &f->cfg, &f->be));
     g_assert_cmpuint(f->st.status, ==, PVSCHED_STATUS_DISABLED);
     assert_thread_is_batch_nice5(f);
     g_assert_false(update(f, PVSCHED_REQ_BOOST));
@@ -250,14 +250,14 @@ static void test_disable_unboosts(Fixture *f, gconstpointer data)
 static void test_reenable_unboosts(Fixture *f, gconstpointer data)
 {
     enable_and_boost(f);
-    g_assert_true(pvsched_state_enable(&f->st, &f->be));
+    g_assert_true(pvsched_state_enable(&f->st, &f->cfg, &f->be));
     g_assert_cmpuint(f->st.status, ==, PVSCHED_STATUS_NORMAL);
     assert_thread_is_batch_nice5(f);
 }
 
 static void test_mode_static_and_off(Fixture *f, gconstpointer data)
 {
-    pvsched_state_enable(&f->st, &f->be);
+    pvsched_state_enable(&f->st, &f->cfg, &f->be);
     f->cfg.mode = PVSCHED_STATE_STATIC;
     g_assert_true(update(f, PVSCHED_REQ_UNBOOST));
     g_assert_cmpuint(f->st.status, ==, PVSCHED_STATUS_BOOSTED);
@@ -265,6 +265,56 @@ static void test_mode_static_and_off(Fixture *f, gconstpointer data)
     g_assert_true(update(f, PVSCHED_REQ_BOOST));
     g_assert_cmpuint(f->st.status, ==, PVSCHED_STATUS_NORMAL);
     assert_thread_is_batch_nice5(f);
+}
+
+/* Static mode is libvirt's vcpusched: boosted before the guest registers. */
+static void test_static_boosts_unregistered(Fixture *f, gconstpointer data)
+{
+    f->cfg.mode = PVSCHED_STATE_STATIC;
+    g_assert_false(update(f, PVSCHED_REQ_NONE));
+    g_assert_cmpuint(f->st.status, ==, PVSCHED_STATUS_DISABLED);
+    g_assert_true(f->st.boosted);
+    g_assert_cmpuint(f->t.attr.policy, ==, SCHED_FIFO);
+    g_assert_cmphex(f->t.attr.flags & FLAG_RESET_ON_FORK, ==,
+                    FLAG_RESET_ON_FORK);
+
+    /* Registering shows the boost to the guest without a system call. */
+    g_assert_true(pvsched_state_enable(&f->st, &f->cfg, &f->be));
+    g_assert_cmpuint(f->st.status, ==, PVSCHED_STATUS_BOOSTED);
+    g_assert_cmpint(f->t.sets, ==, 1);
+    /* Nor does an UNBOOST request or disabling undo it. */
+    g_assert_false(update(f, PVSCHED_REQ_UNBOOST));
+    g_assert_true(pvsched_state_disable(&f->st, &f->cfg, &f->be));
+    g_assert_true(f->st.boosted);
+    g_assert_cmpuint(f->t.attr.policy, ==, SCHED_FIFO);
+    g_assert_cmpint(f->t.sets, ==, 1);
+
+    /* Leaving static mode gives the thread back its own attributes. */
+    f->cfg.mode = PVSCHED_STATE_DYNAMIC;
+    g_assert_false(update(f, PVSCHED_REQ_NONE));
+    g_assert_false(f->st.boosted);
+    assert_thread_is_batch_nice5(f);
+    g_assert_cmpuint(f->st.unboosts, ==, 1);
+}
+
+/* A policy change reaches a static vCPU that never registered. */
+static void test_static_follows_policy_unregistered(Fixture *f,
+                                                    gconstpointer data)
+{
+    f->cfg.mode = PVSCHED_STATE_STATIC;
+    update(f, PVSCHED_REQ_NONE);
+    f->cfg.boost = (PvschedSchedAttr) { .policy = SCHED_RR, .priority = 20 };
+    g_assert_false(update(f, PVSCHED_REQ_NONE));
+    g_assert_cmpuint(f->t.attr.policy, ==, SCHED_RR);
+    g_assert_cmpuint(f->t.attr.priority, ==, 20);
+    f->cfg.mode = PVSCHED_STATE_OFF;
+    update(f, PVSCHED_REQ_NONE);
+    assert_thread_is_batch_nice5(f);
+    /* Dynamic and off leave an unregistered vCPU alone. */
+    f->t.sets = 0;
+    f->cfg.mode = PVSCHED_STATE_DYNAMIC;
+    update(f, PVSCHED_REQ_BOOST);
+    g_assert_cmpint(f->t.sets, ==, 0);
 }
 
 static void test_policy_change_while_boosted(Fixture *f, gconstpointer d)
@@ -311,6 +361,9 @@ int main(int argc, char **argv)
     ADD("disable-unboosts", test_disable_unboosts);
     ADD("reenable-unboosts", test_reenable_unboosts);
     ADD("mode-static-off", test_mode_static_and_off);
+    ADD("static-boosts-unregistered", test_static_boosts_unregistered);
+    ADD("static-follows-policy-unregistered",
+        test_static_follows_policy_unregistered);
     ADD("policy-change-while-boosted", test_policy_change_while_boosted);
     g_test_add_func("/pvsched/state/status-names", test_status_names);
     return g_test_run();
