@@ -25,6 +25,9 @@ static const struct {
     { "bench-wakeup", scenario_bench_wakeup },
     { "bench-scale", scenario_bench_scale },
     { "fuzz", scenario_fuzz },
+    { "storm", scenario_storm },
+    { "ring", scenario_ring },
+    { "churn", scenario_churn },
 };
 
 void scenario_run(const char *name)

@@ -20,6 +20,9 @@ void scenario_bench_doorbell(void);
 void scenario_bench_wakeup(void);
 void scenario_bench_scale(void);
 void scenario_fuzz(void);
+void scenario_storm(void);
+void scenario_ring(void);
+void scenario_churn(void);
 
 /* ---- shared helpers (scenarios.c) ---- */
 
