@@ -89,7 +89,8 @@ PvschedInfo *qmp_query_pvsched(Error **errp)
     }
     info->has_iothreads = true;
     CPU_FOREACH(cs) {
-        QAPI_LIST_APPEND(tail, vcpu_info(cs, pvsched_device_vcpu(cs->cpu_index)));
+        QAPI_LIST_APPEND(tail,
+                         vcpu_info(cs, pvsched_device_vcpu(cs->cpu_index)));
     }
     return info;
 }
