@@ -6,18 +6,21 @@ still requested every 2 ms so that the host sees a fresh request as soon
 as a cooldown ends.  Each vCPU thread is pinned to a host CPU, with a CPU
 hog pinned to the same CPU.  On the ASan+UBSan QEMU:
 
-- no host starvation: on every CPU the hog keeps at least 40% of the CPU
-  time the two got (test_bound's bar: with max-boost-us=3000 and
-  cooldown-us=27000 a vCPU takes at most 10% by force and shares the rest
-  fairly, so the bound promises 45%).  Hogs and vCPU threads run at
-  nice -10 so that the machine's other SCHED_OTHER load does not dilute
-  the figure; when other load (e.g. another VM's real-time vCPUs) still
-  took more than 20% of a CPU, the 40% bar does not apply to it (the
-  boosted part is 10% of real time, the fair part shrinks) and the
-  promise is checked through what makes it up, which hold under any
-  load: each boost ran at most max-boost-us + one tick of CPU time, at
-  most one boost per max-boost-us + cooldown-us of real time, and outside
-  its boosts the vCPU got no more CPU than the hog (80% margin);
+- no host starvation: on every CPU the hog keeps the share of the CPU
+  time the two got that the bound promises, with a 10% margin.  With
+  max-boost-us=3000 and cooldown-us=27000 a vCPU takes at most 10% of
+  the CPU's real time by force and shares the rest fairly: 45% for the
+  hog on a CPU the two have to themselves, which with the margin is
+  test_bound's 40%.  Other load on the machine (another VM's real-time
+  vCPUs, say) that takes a fraction x of the CPU leaves the forced 10%
+  as it is and shrinks the fair part, so the promise is
+  (1 - x - 0.1) / (2 (1 - x)) (e.g. 35% at x = 0.67, measured here with
+  two other engineers' builds and VMs).  Hogs and vCPU threads run at
+  nice -10 so that other SCHED_OTHER load takes little.  What makes the
+  promise up is also checked on its own, in CPU time: each boost ran at
+  most max-boost-us + one host tick, at most one boost per
+  max-boost-us + cooldown-us of real time, and outside its boosts the
+  vCPU got no more CPU than the hog (80% margin);
 - PVSCHED_THROTTLED stays rate-limited: monitor.c lets one event per
   vCPU through per second (patches/0009), so at most floor(T) + 2 per
   vCPU over T seconds, while the vCPUs are throttled tens of times a
@@ -49,10 +52,10 @@ POLICY = BOUNDED                # max-boost-us=3000, cooldown-us=27000
 MAX_BOOST_NS = 3_000_000
 PERIOD_S = 0.030                # max-boost-us + cooldown-us
 FAIR = 0.8                      # CFS between equals, with a margin
-ALONE = 0.8                     # the two got >= 80% of their CPU
 SMP = 2
 IO_US = 2000                    # the guest re-rings its BOOST every 2 ms
-MIN_SHARE = 0.40                # test_bound's bar
+FORCED = 0.10                   # 3 ms of every 30 ms, by force
+MARGIN = 0.9                    # 0.9 * 45% = test_bound's 40%
 EVENT_PERIOD_S = 1.0            # monitor.c's rate for PVSCHED_THROTTLED
 # Hogs and vCPU threads both at nice -10: the machine's other
 # SCHED_OTHER load (builds, other tests) then takes ~10% of their CPUs
@@ -161,10 +164,16 @@ class StormTest(RobustTestCase):
         lat.sort()
 
         wall_ns = (t1 - t0) * 1e9
+        promised = {}
         for cpu, (share, hog, vcpu) in shares.items():
+            n = cpu_of.count(cpu)
+            other = min(max(0.0, 1 - (hog + vcpu) / wall_ns), 0.99)
+            promised[cpu] = MARGIN * max(0.0, 1 - other - n * FORCED) / \
+                ((1 + n) * (1 - other))
             log(f'host CPU {cpu}: hog share {share:.1%} (hog {hog / 1e9:.2f}'
-                f' s, vCPU {vcpu / 1e9:.2f} s of CPU over {t1 - t0:.1f} s: '
-                f'{(hog + vcpu) / wall_ns:.0%} of the CPU for the two)')
+                f' s, vCPU {vcpu / 1e9:.2f} s of CPU over {t1 - t0:.1f} s; '
+                f'other load took {other:.0%} of the CPU); the bound '
+                f'promises at least {promised[cpu]:.1%}')
         per_boost, boosted, nboosts = {}, {}, {}
         for i in range(SMP):
             v, f = vcpus[i], first[i]
@@ -187,15 +196,10 @@ class StormTest(RobustTestCase):
             self.assertGreaterEqual(hog, FAIR * (vcpu - forced),
                                     f'host CPU {cpu}: hog {hog} ns, vCPU '
                                     f'{vcpu} ns of which {forced} boosted')
-            if (hog + vcpu) / wall_ns >= ALONE:
-                self.assertGreaterEqual(share, MIN_SHARE,
-                                        f'hog on host CPU {cpu} got '
-                                        f'{share:.1%} of it')
-            else:
-                log(f'host CPU {cpu}: other load took '
-                    f'{1 - (hog + vcpu) / wall_ns:.0%} of it: the '
-                    f'{MIN_SHARE:.0%} bar is for a CPU the two have to '
-                    f'themselves; the bound is checked in CPU time below')
+            self.assertGreaterEqual(share, promised[cpu],
+                                    f'hog on host CPU {cpu} got {share:.1%}'
+                                    f' of what the two got, the bound '
+                                    f'promises {promised[cpu]:.1%}')
         for i in range(SMP):
             # The storm really was one: throttled over and over.
             self.assertGreaterEqual(vcpus[i]['throttles'], 10, vcpus[i])
