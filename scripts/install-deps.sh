@@ -8,7 +8,7 @@ set -euo pipefail
 PKGS="build-essential libglib2.0-dev libpixman-1-dev libfdt-dev flex bison
 libseccomp-dev libslirp-dev python3-venv pkg-config ninja-build dpkg-dev
 ccache seabios qemu-system-data rsync git patch xz-utils util-linux
-python3-sphinx python3-sphinx-rtd-theme"
+python3-sphinx python3-sphinx-rtd-theme gdb"
 BPO_PKGS="meson python3-pycotap"
 SOURCES=/etc/apt/sources.list.d/pvsched.sources
 
