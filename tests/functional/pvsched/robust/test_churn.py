@@ -41,7 +41,7 @@ import subprocess
 import sys
 import time
 
-import sanitizers
+import sanitizers  # noqa: F401  (first: the ASan QEMU and its options)
 from sanitizers import RobustTestCase
 import pvsched_vm
 

@@ -41,7 +41,7 @@ import sys
 import threading
 import time
 
-import sanitizers
+import sanitizers  # noqa: F401  (first: the ASan QEMU and its options)
 from sanitizers import RobustTestCase
 import pvsched_vm
 from pvsched_vm import QMPError

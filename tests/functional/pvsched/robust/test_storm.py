@@ -43,7 +43,7 @@ import subprocess
 import sys
 import time
 
-import sanitizers
+import sanitizers  # noqa: F401  (first: the ASan QEMU and its options)
 from sanitizers import RobustTestCase
 import pvsched_vm
 from test_bound import BOUNDED, HOG, TICK_NS, cpu_ns
