@@ -103,6 +103,9 @@ check docs bash scripts/build-docs.sh
 # Benchmarks print numbers, never pass or fail on them: this checks they run.
 check bench-quick python3 bench/run.py --quick
 check build-without-pvsched build_disabled
+# ASan+UBSan QEMU (its own build dir), then the robustness tests on it.
+check asan-build bash scripts/build-asan.sh
+suite_summary robust python3 tests/functional/pvsched/robust/run.py
 if [ -x scripts/export-series.sh ]; then
     check series bash scripts/check-series.sh
 fi
