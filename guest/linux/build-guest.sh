@@ -161,8 +161,8 @@ done
 
 # No debug info: the guest kernel copies and parses every byte at insmod.
 strip --strip-debug -o "$IR/lib/modules/pvsched.ko" "$BUILD/pvsched/pvsched.ko"
+# Only /init: the scenarios come from the host at run time (see init).
 cp "$HERE/initramfs/init" "$IR/init"
-cp "$HERE/initramfs/scenarios.sh" "$IR/etc/scenarios.sh"
 chmod 755 "$IR/init"
 
 (cd "$IR" && find . -print0 | LC_ALL=C sort -z |

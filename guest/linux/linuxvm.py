@@ -12,6 +12,9 @@ SPDX-License-Identifier: GPL-2.0-or-later
 """
 
 import ctypes
+import fcntl
+import glob
+import hashlib
 import json
 import os
 import re
@@ -37,7 +40,8 @@ BUILD_SCRIPT = os.path.join(HERE, 'build-guest.sh')
 # xsave go through CPUID; the rest through the kernel command line.
 # No steal time: enabling its static key at boot patches account_process_tick()
 # with an int3 while the timer interrupt runs it.
-CPU_MODEL = 'qemu64,-cx16,-xsave,-rdrand,-rdseed,-kvm-steal-time'
+CPU_MODEL = ('qemu64,-cx16,-xsave,-rdrand,-rdseed,-kvm-steal-time,'
+             '-kvmclock-stable-bit')
 with open(os.path.join(HERE, 'kernel-args')) as _f:
     KERNEL_ARGS = ' '.join(_f.read().split())
 
@@ -85,11 +89,42 @@ def guest_initrd(guest_dir):
         os.path.join(guest_dir, 'initramfs.cpio.gz')
 
 
+def guest_sources():
+    """The files the guest is built from (a change means a rebuild)."""
+    files = [BUILD_SCRIPT, os.path.join(HERE, 'extract-pvh.py'),
+             os.path.join(HERE, 'initramfs', 'init'),
+             os.path.join(REPO, 'include', 'pvsched', 'abi.h')]
+    mod = os.path.join(HERE, 'pvsched')
+    for root, dirs, names in os.walk(mod):
+        dirs.sort()
+        files += [os.path.join(root, n) for n in sorted(names)
+                  if n.endswith(('.c', '.h', 'Kbuild', 'Makefile'))]
+    return files
+
+
+def _digest(paths, extra=''):
+    h = hashlib.sha256(extra.encode())
+    for p in paths:
+        h.update(os.path.relpath(p, REPO).encode() + b'\0')
+        with open(p, 'rb') as f:
+            for chunk in iter(lambda: f.read(1 << 20), b''):
+                h.update(chunk)
+    return h.hexdigest()
+
+
 def ensure_guest(guest_dir=GUEST_DIR, log=print):
-    """Build the guest if its files are missing (cached: seconds)."""
+    """Build the guest if its files are missing or older than its sources
+    (cached packages: seconds)."""
     need = [os.path.join(guest_dir, f)
-            for f in ('bzImage', 'initramfs.cpio.gz')]
-    if all(os.path.exists(f) for f in need):
+            for f in ('bzImage', 'initramfs.cpio.gz', 'initramfs.cpio')]
+    stamp = os.path.join(guest_dir, 'sources.sha256')
+    want = _digest(guest_sources())
+    try:
+        with open(stamp) as f:
+            have = f.read().strip()
+    except OSError:
+        have = None
+    if have == want and all(os.path.exists(f) for f in need):
         return None
     log(f'# building the Linux guest into {guest_dir}')
     r = subprocess.run(['bash', BUILD_SCRIPT, guest_dir],
@@ -97,6 +132,8 @@ def ensure_guest(guest_dir=GUEST_DIR, log=print):
                        text=True, timeout=900)
     if r.returncode:
         return f'build-guest.sh failed ({r.returncode}):\n{r.stdout[-3000:]}'
+    with open(stamp, 'w') as f:
+        f.write(want + '\n')
     return None
 
 
@@ -129,44 +166,189 @@ def thread_cpu_ns(pid, tid):
         return int(f.read().split()[0])
 
 
-class LinuxVM:
-    """One QEMU running the Linux guest.
+# The one VM configuration that every test and benchmark run restores: two
+# vCPUs, CPU 1 offline at boot (test.py brings it online after insmod;
+# the benchmark's guest keeps it offline), the pvsched device and CPUID
+# bit always present (a run without the guest module is "vanilla": no
+# area is ever registered, so QEMU never touches a thread's policy).
+SMP = 2
+MEM = '256M'
+APPEND = 'maxcpus=1'
+SCENARIOS = os.path.join(HERE, 'initramfs', 'scenarios.sh')
+SNAPSHOT_DIR = os.environ.get(
+    'PVSCHED_LINUX_SNAPSHOTS',
+    os.path.join(os.environ.get('PVSCHED_LINUX_CACHE',
+                                '/var/cache/pvsched/linux-guest'),
+                 'snapshots'))
 
-    smp, mem: guest size; pvsched: None for a stock-like VM (no CPUID bit,
-    no device), else the pvsched-policy properties; append: extra kernel
-    command line; trace: record pvsched_* trace events to a file.
+
+def snapshot_key(guest_dir=GUEST_DIR):
+    """What a booted guest depends on: the kernel, what the initramfs was
+    built from (sources.sha256: the initramfs itself differs between two
+    builds in file dates and paths, so that a fresh clone could never
+    reuse a snapshot), the command line, CPU model and machine size.  Not
+    the QEMU binary: a snapshot that a rebuilt QEMU cannot load is
+    replaced by a fresh boot."""
+    with open(os.path.join(guest_dir, 'sources.sha256')) as f:
+        sources = f.read().strip()
+    return _digest([guest_kernel(guest_dir)],
+                   f'{sources}|{CPU_MODEL}|{SMP}|{MEM}|{APPEND}|'
+                   f'{KERNEL_ARGS}')[:16]
+
+
+class LinuxVM:
+    """One QEMU running the Linux guest, driven over its console.
+
+    pvsched: the pvsched-policy properties (policy_string()); trace:
+    record pvsched_* trace events to a file; settings: shell variables
+    for the scenario (e.g. {'MODARGS': 'irq_hints=1'}).
+
+    start() restores the booted guest from the snapshot in SNAPSHOT_DIR
+    (seconds), or boots it (on this host's nested KVM, tens of minutes;
+    see the docs) and saves the snapshot for the next run; then sends
+    initramfs/scenarios.sh and runs the scenario.
     """
 
-    def __init__(self, scenario, smp=2, mem='512M', pvsched=None, append='',
-                 trace=False, qemu=QEMU, guest_dir=GUEST_DIR, log=None):
+    def __init__(self, scenario, pvsched=None, trace=False, settings=None,
+                 qemu=QEMU, guest_dir=GUEST_DIR, log=None):
+        self.scenario = scenario
+        self.policy = pvsched or policy_string(mode='off')
+        self.settings = settings or {}
+        self.qemu = qemu
+        self.guest_dir = guest_dir
         self.tmp = tempfile.mkdtemp(prefix='pvsched-linux-')
-        self.qmp_path = os.path.join(self.tmp, 'qmp.sock')
         self.trace_path = os.path.join(self.tmp, 'trace.log') if trace else None
-        self.serial_log = []
         self.log = log
+        self.proc = None
+        self.pid = None
+        self.stderr = None
+        self.restored = False
+        self.boot_seconds = None
+        self.start_seconds = None
+        self.serial_log = []
+        self._qmp = None
+        self._n = 0
+
+    def _launch(self, incoming=None):
+        """Start QEMU: a fresh boot, or a restore from a snapshot file."""
+        self._n += 1
+        self.qmp_path = os.path.join(self.tmp, f'qmp{self._n}.sock')
+        self.serial_log = []
         self._buf = b''
         self._qmp = None
-        cpu = CPU_MODEL + (',kvm-pvsched=on' if pvsched is not None else '')
-        args = [qemu, '-accel', 'kvm', '-cpu', cpu, '-smp', str(smp),
-                '-m', mem, '-display', 'none', '-no-reboot', '-nodefaults',
-                '-kernel', guest_kernel(guest_dir),
-                '-initrd', guest_initrd(guest_dir),
+        cpu = CPU_MODEL + ',kvm-pvsched=on'
+        args = [self.qemu, '-accel', 'kvm', '-cpu', cpu, '-smp', str(SMP),
+                '-m', MEM, '-display', 'none', '-no-reboot', '-nodefaults',
+                '-kernel', guest_kernel(self.guest_dir),
+                '-initrd', guest_initrd(self.guest_dir),
                 '-append', f'console=ttyS0 loglevel=4 {KERNEL_ARGS} '
-                           f'pvsched.scenario={scenario} {append}'.strip(),
+                           f'pvsched.scenario=host {APPEND}',
                 '-serial', 'stdio',
-                '-qmp', f'unix:{self.qmp_path},server=on,wait=off']
-        if pvsched is not None:
-            args += ['-object', 'pvsched-policy,id=pol0,' + pvsched,
-                     '-device', 'pvsched,policy=pol0']
-        if trace:
+                '-qmp', f'unix:{self.qmp_path},server=on,wait=off',
+                '-object', 'pvsched-policy,id=pol0,' + self.policy,
+                '-device', 'pvsched,policy=pol0']
+        if self.trace_path:
             args += ['-trace', f'enable=pvsched_*,file={self.trace_path}']
+        if incoming:
+            args += ['-incoming', f'file:{incoming}']
         self.args = args
-        self.stderr = open(os.path.join(self.tmp, 'stderr'), 'w+')
+        if self.stderr:
+            self.stderr.close()
+        self.stderr = open(os.path.join(self.tmp, f'stderr{self._n}'), 'w+')
         self.proc = subprocess.Popen(args, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE,
                                      stderr=self.stderr,
                                      preexec_fn=_die_with_parent)
         self.pid = self.proc.pid
+
+    def _kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self._qmp is not None:
+            self._qmp.close()
+            self._qmp = None
+
+    def _restore(self, path, timeout=120):
+        """Load the snapshot; False (QEMU gone) if this QEMU cannot."""
+        self._launch(incoming=path)
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    return False
+                st = self.qmp('query-status')
+                if st['status'] == 'running':
+                    return True
+                # The snapshot was saved from a stopped VM, and QEMU
+                # carries that state over: loaded, and paused.
+                if (st['status'] != 'inmigrate' and
+                        self.qmp('query-migrate').get('status') ==
+                        'completed'):
+                    self.qmp('cont')
+                    return True
+                time.sleep(0.2)
+        except (OSError, ValueError, GuestError):
+            if self.proc.poll() is not None:
+                return False
+            raise
+        raise GuestError(f'snapshot {path} not loaded after {timeout} s')
+
+    def _boot_and_save(self, path, boot_timeout):
+        self._launch()
+        t0 = time.monotonic()
+        self.expect(r'^WAIT script', boot_timeout)
+        self.boot_seconds = time.monotonic() - t0
+        self.qmp('stop')
+        tmp = path + '.tmp'
+        self.qmp('migrate', uri=f'file:{tmp}')
+        deadline = time.monotonic() + 300
+        while True:
+            st = self.qmp('query-migrate').get('status')
+            if st == 'completed':
+                break
+            if st in ('failed', 'cancelled') or time.monotonic() > deadline:
+                raise GuestError(f'saving the snapshot: migration {st}')
+            time.sleep(0.2)
+        os.rename(tmp, path)
+        for old in glob.glob(os.path.join(os.path.dirname(path), '*.mig')):
+            if old != path:
+                os.unlink(old)
+        self.qmp('cont')
+
+    def start(self, boot_timeout=2700):
+        """Bring up a booted guest waiting for its script, and send it."""
+        os.makedirs(SNAPSHOT_DIR, exist_ok=True)
+        path = os.path.join(SNAPSHOT_DIR, snapshot_key(self.guest_dir) +
+                            '.mig')
+        t0 = time.monotonic()
+        # One process boots and saves; the others wait for its snapshot.
+        with open(path + '.lock', 'w') as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if os.path.exists(path):
+                if self._restore(path):
+                    self.restored = True
+                else:
+                    msg = self.stderr_text().strip().splitlines()[-3:]
+                    if self.log:
+                        self.log('snapshot not loadable by this QEMU, '
+                                 'booting afresh: ' + ' / '.join(msg))
+                    self._kill()
+                    os.unlink(path)
+            if not self.restored:
+                self._boot_and_save(path, boot_timeout)
+        self.start_seconds = time.monotonic() - t0
+        self.send_script()
+
+    def send_script(self):
+        lines = [f"{k}='{v}'" for k, v in self.settings.items()]
+        with open(SCENARIOS) as f:
+            # Comments and blank lines stay at home: every byte crosses an
+            # emulated UART.
+            lines += [ln.rstrip('\n') for ln in f
+                      if ln.strip() and not ln.lstrip().startswith('#')]
+        lines += [f'scen_{self.scenario}', 'END-SCRIPT']
+        self.send('\n'.join(lines) + '\n')
 
     # -- serial ---------------------------------------------------------
     def readline(self, deadline):
@@ -273,12 +455,9 @@ class LinuxVM:
             return f.read().splitlines()
 
     def close(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        if self._qmp is not None:
-            self._qmp.close()
-        self.stderr.close()
+        self._kill()
+        if self.stderr:
+            self.stderr.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def __enter__(self):

@@ -1,4 +1,8 @@
-# Scenarios of the pvsched Linux test guest, sourced by /init.
+# Scenarios of the pvsched Linux test guest.  Not in the initramfs: the
+# host (guest/linux/linuxvm.py) sends this file over the console, after
+# its settings (MODARGS: module parameters, space-separated; LOAD_MODULE:
+# 1 to load the module in the bench scenario) and before the scenario's
+# name (scen_test or scen_bench), and /init runs it.
 #
 # Lines to the host: READY, INFO, STATS, WAIT <tag> cpu=<n> (the guest
 # then reads one line from the host), RESULT, FAIL, DONE.
@@ -64,7 +68,7 @@ scen_test() {
 	# No RT throttling: the spinner must hold CPU 1 while the host looks.
 	echo -1 > /proc/sys/kernel/sched_rt_runtime_us
 	wait_host before-load 0
-	load_module $(param modargs | tr ',' ' ')
+	load_module $MODARGS
 	stats
 	echo 1 > $CPU1
 	echo "ONLINE cpu=1 rc=$? online=$(cat /sys/devices/system/cpu/online)"
@@ -104,14 +108,15 @@ scen_test() {
 	stats
 }
 
-# bench: load the module if pvsched.module=1, then run what the host asks:
+# bench: load the module if LOAD_MODULE=1, then run what the host asks
+# (CPU 1 stays offline: a one-CPU guest):
 #   RUN <cpu> <interval-us> <seconds>   one cyclictest run, RESULT line
 #   STATS                               the module's counters
 #   QUIT
 scen_bench() {
 	echo -1 > /proc/sys/kernel/sched_rt_runtime_us
-	if [ "$(param module)" = 1 ]; then
-		load_module $(param modargs | tr ',' ' ')
+	if [ "${LOAD_MODULE:-0}" = 1 ]; then
+		load_module $MODARGS
 		stats
 	fi
 	while :; do
