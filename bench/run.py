@@ -68,9 +68,13 @@ def ensure_matplotlib():
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pvbench import common as C  # noqa: E402
 from pvbench import doorbell, exitcost, locks, scale, wakeup  # noqa: E402
+from linux import cyclictest as linux_cyclictest  # noqa: E402
 
+# linux: cyclictest in the Linux guest (bench/linux/cyclictest.py); not in
+# --quick unless asked for with --only.
 BENCHMARKS = [('exit', exitcost), ('doorbell', doorbell),
-              ('latency', wakeup), ('locks', locks), ('scale', scale)]
+              ('latency', wakeup), ('locks', locks), ('scale', scale),
+              ('linux', linux_cyclictest)]
 
 
 def sh(cmd, **kw):
@@ -211,7 +215,8 @@ def main():
     results = {'machine': m, 'quick': p.quick, 'runs': p.runs}
     texts, plots, failed = [], [], []
     for name, mod in BENCHMARKS:
-        if only and name not in only:
+        if only and name not in only or (name == 'linux' and p.quick and
+                                         not only):
             continue
         t0 = time.monotonic()
         C.log(f'--- {name} ---')

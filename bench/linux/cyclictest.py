@@ -5,11 +5,16 @@ The KVM RFC's table (seed 002) rebuilt on QEMU's pvsched: cyclictest
 -i 500 and -i 1000 on the guest's CPU, on an idle host and on a busy one
 (a CPU hog pinned to the same host CPU as the vCPU thread), for
 
-  vanilla  no pvsched device, module not loaded, vCPU thread SCHED_OTHER
-  dynamic  -device pvsched (fifo/8, max-boost-us=3000, cooldown-us=27000)
-           and the guest module: boosted while the guest runs RT tasks
+  vanilla  policy mode=off and no guest module: no area is registered,
+           the vCPU thread stays SCHED_OTHER
+  dynamic  policy fifo/8, max-boost-us=3000, cooldown-us=27000, and the
+           guest module: boosted while the guest runs RT tasks
   static   the vanilla VM with its vCPU thread made SCHED_FIFO 8 from
            outside (what libvirt's <vcpusched> does)
+
+Both VMs are restored from the booted-guest snapshot of
+guest/linux/linuxvm.py (the same one guest/linux/test.py uses); the guest
+keeps one CPU online, and both vCPU threads are pinned to --host-cpu.
 
 Guest: avg, p99 (cyclictest histogram) and max latency.  Host: the hog's
 throughput (loop iterations per second) and the vCPU thread's CPU time.
@@ -84,27 +89,34 @@ class Hog:
 
 
 def start(name, pvsched, args):
-    log(f'# booting the {name} guest')
-    vm = linuxvm.LinuxVM('bench', smp=1, mem='256M', pvsched=pvsched,
-                         trace=pvsched is not None,
-                         append='pvsched.module=1' if pvsched else '',
+    """Bring up one guest from the booted-guest snapshot (the first run
+    on a machine boots it, and saves the snapshot)."""
+    log(f'# starting the {name} guest')
+    vm = linuxvm.LinuxVM('bench', pvsched=pvsched, trace=name == 'dynamic',
+                         settings={'LOAD_MODULE': int(name == 'dynamic')},
                          log=(lambda s: log(f'  {name} | ' + s))
                          if args.verbose else None)
     vm.name = name
-    vm.pvsched = pvsched
+    vm.module = name == 'dynamic'
     return vm
 
 
 def ready(vm, args, host_cpu):
     """Wait for the guest's first BENCH-READY, pin the vCPU, stop the VM."""
-    vm.expect(r'^READY', args.boot_timeout)
-    if vm.pvsched:
+    vm.start(boot_timeout=args.boot_timeout)
+    log(f'# {vm.name}: ' + (f'restored in {vm.start_seconds:.1f} s'
+                            if vm.restored else
+                            f'booted in {vm.boot_seconds:.0f} s'))
+    vm.expect(r'^SCRIPT lines=', 600)
+    if vm.module:
         m = vm.expect(r'^LOADED rc=(\d+)', 600)
         if m.group(1) != '0':
             raise linuxvm.GuestError(f'{vm.name}: insmod failed')
     vm.expect(r'^BENCH-READY', 600)
+    # The guest runs on vCPU 0 (CPU 1 stays offline).
     vm.tid = vm.vcpu_threads()[0]
-    os.sched_setaffinity(vm.tid, {host_cpu})
+    for tid in vm.vcpu_threads().values():
+        os.sched_setaffinity(tid, {host_cpu})
     vm.qmp('stop')
     log(f'# {vm.name} guest ready')
 
@@ -211,7 +223,7 @@ def import_matplotlib():
     return None
 
 
-def plot(results, args, path):
+def _plot(results, args, path):
     matplotlib = import_matplotlib()
     if matplotlib is None:
         log('# no python3-matplotlib: no plot')
@@ -258,38 +270,23 @@ def plot(results, args, path):
     return path
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--quick', action='store_true',
-                    help='3 rounds of 3 s runs (the default: 5 of 15 s)')
-    ap.add_argument('--rounds', type=int)
-    ap.add_argument('--seconds', type=int)
-    ap.add_argument('--intervals', default='500,1000')
-    ap.add_argument('--host-cpu', type=int, default=1,
-                    help='host CPU for the vCPU threads and the hog')
-    ap.add_argument('--boot-timeout', type=float, default=1800,
-                    help='seconds (this host\'s nested KVM boots in minutes)')
-    ap.add_argument('--out', default=os.path.join(REPO, 'build', 'bench'))
-    ap.add_argument('--verbose', '-v', action='store_true')
-    args = ap.parse_args()
-    args.rounds = args.rounds or (3 if args.quick else 5)
-    args.seconds = args.seconds or (3 if args.quick else 15)
-    args.intervals = [int(i) for i in args.intervals.split(',')]
-
+def bench(args):
+    """Boot (or restore) the two VMs, run every configuration args.rounds
+    times; returns (results, the dynamic guest's STATS lines, table)."""
     problems = linuxvm.missing_prerequisites()
     err = None if problems else linuxvm.ensure_guest(log=log)
     if problems or err:
-        for p in problems + ([err] if err else []):
-            log(f'error: {p}')
-        return 1
+        raise RuntimeError('; '.join(problems + ([err] if err else [])))
 
     configs = [(load, iv, mode) for load in ('idle', 'busy')
                for iv in args.intervals for mode in MODES]
     results = {f'{load}/{iv}/{mode}': [] for load, iv, mode in configs}
     vms = {}
     try:
-        # Both boot at once: on this host a boot takes minutes.
-        vms['vanilla'] = start('vanilla', None, args)
+        # vanilla: mode=off and no guest module (no area registered);
+        # static: the same VM, its vCPU thread made SCHED_FIFO 8 from outside.
+        vms['vanilla'] = start('vanilla', linuxvm.policy_string(mode='off'),
+                               args)
         vms['dynamic'] = start('dynamic', linuxvm.policy_string(), args)
         for vm in vms.values():
             ready(vm, args, args.host_cpu)
@@ -314,18 +311,65 @@ def main():
     finally:
         for vm in vms.values():
             vm.close()
-
-    os.makedirs(args.out, exist_ok=True)
     text = table(results, args)
     text += '\nguest module counters at the end (dynamic VM):\n  ' + \
         '\n  '.join(stats)
+    return results, stats, text
+
+
+# bench/run.py's interface: run(p) -> {'table': ...}, plot(res, outdir, plt)
+RUN_PY_ROUNDS_SECONDS = 5
+
+
+def run(p):
+    """The linux benchmark of bench/run.py (p.runs rounds of 5 s runs)."""
+    args = argparse.Namespace(
+        rounds=p.runs, seconds=RUN_PY_ROUNDS_SECONDS, intervals=[500, 1000],
+        host_cpu=1, boot_timeout=2700, verbose=False, out=p.out)
+    results, stats, text = bench(args)
+    return {'table': text, 'results': results, 'stats': stats,
+            'args': {k: v for k, v in vars(args).items()}}
+
+
+def plot(res, outdir, plt):  # noqa: ARG001 - plt: cyclictest's own import
+    args = argparse.Namespace(**res['args'])
+    path = _plot(res['results'], args,
+                 os.path.join(outdir, 'linux-cyclictest.png'))
+    return [path] if path else []
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--quick', action='store_true',
+                    help='2 rounds of 3 s runs (the default: 5 of 10 s)')
+    ap.add_argument('--rounds', type=int)
+    ap.add_argument('--seconds', type=int)
+    ap.add_argument('--intervals', default='500,1000')
+    ap.add_argument('--host-cpu', type=int, default=1,
+                    help='host CPU for the vCPU threads and the hog')
+    ap.add_argument('--boot-timeout', type=float, default=2700,
+                    help='seconds, when there is no snapshot yet (this '
+                         'host\'s nested KVM boots in tens of minutes)')
+    ap.add_argument('--out', default=os.path.join(REPO, 'build', 'bench'))
+    ap.add_argument('--verbose', '-v', action='store_true')
+    args = ap.parse_args()
+    args.rounds = args.rounds or (2 if args.quick else 5)
+    args.seconds = args.seconds or (3 if args.quick else 10)
+    args.intervals = [int(i) for i in args.intervals.split(',')]
+
+    try:
+        results, stats, text = bench(args)
+    except (RuntimeError, linuxvm.GuestError) as e:
+        log(f'error: {e}')
+        return 1
+    os.makedirs(args.out, exist_ok=True)
     print(text)
     base = os.path.join(args.out, 'linux-cyclictest')
     with open(base + '.txt', 'w') as f:
         f.write(text + '\n')
     with open(base + '.json', 'w') as f:
         json.dump({'args': vars(args), 'results': results}, f, indent=1)
-    png = plot(results, args, base + '.png')
+    png = _plot(results, args, base + '.png')
     print(f'wrote {base}.txt, {base}.json' + (f', {png}' if png else ''))
     return 0
 
