@@ -99,6 +99,7 @@ suite_unit
 suite_qtest
 suite_summary kvm python3 tests/functional/pvsched/run.py
 suite_summary libvirt python3 tests/functional/pvsched/libvirt/test_libvirt.py
+suite_summary linux python3 guest/linux/test.py
 check docs bash scripts/build-docs.sh
 # Benchmarks print numbers, never pass or fail on them: this checks they run.
 check bench-quick python3 bench/run.py --quick
