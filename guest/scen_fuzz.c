@@ -337,7 +337,7 @@ static void fuzz_op(struct fuzz_cpu *f, unsigned cpu)
     unsigned kind;
 
     if (r < 28) {
-        kind = r % N_INVALID;
+        kind = rnd(f) % N_INVALID;
         op_invalid(f, cpu, kind);
     } else if (r < 36) {
         kind = K_ENABLE;
