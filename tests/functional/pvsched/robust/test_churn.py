@@ -122,6 +122,13 @@ class ChurnTest(RobustTestCase):
         # pvsched_vm passes -no-reboot: make resets resets again.
         vm.qmp('set-action', reboot='reset')
         tids = vm.vcpu_tids()
+        # Boosted and unbounded, the vCPUs spin at SCHED_FIFO (cpu 0
+        # waiting for cpu 1 in run_on()): one host CPU each, or two of
+        # them on one CPU, e.g. pushed there by other real-time load,
+        # would starve one another (same priority, no time slice).
+        host = sorted(os.sched_getaffinity(0))
+        for i, tid in tids.items():
+            os.sched_setaffinity(tid, {host[i % len(host)]})
         rss, times, endings = [], [], {}
         refs = {}
         t_prev = time.monotonic()
