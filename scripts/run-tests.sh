@@ -66,15 +66,21 @@ suite_qtest() {
 
 # A suite that ends with its own "N passed, N failed[, N skipped]" line.
 suite_summary() {
-    local name=$1 out=$results/$1.log line p f s
+    local name=$1 out=$results/$1.log line p f s rc
     shift
     "$@" 2>&1 | tee "$out"
+    rc=${PIPESTATUS[0]}
     line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)
     if [ -z "$line" ]; then
         add "$name" 0 1 0
         return
     fi
     read -r p _ f _ s _ <<< "${line//,/}"
+    # A suite that ran nothing, or failed without saying so, has failed.
+    if [ "$p" -eq 0 ] && [ "$f" -eq 0 ] || { [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; }; then
+        log "$name: exit status $rc, $line"
+        f=1
+    fi
     add "$name" "$p" "$f" "${s:-0}"
 }
 
