@@ -41,7 +41,7 @@ BUILD_SCRIPT = os.path.join(HERE, 'build-guest.sh')
 # No steal time: enabling its static key at boot patches account_process_tick()
 # with an int3 while the timer interrupt runs it.
 CPU_MODEL = ('qemu64,-cx16,-xsave,-rdrand,-rdseed,-kvm-steal-time,'
-             '-kvmclock-stable-bit')
+             '-kvmclock-stable-bit,+xsaveerptr')
 with open(os.path.join(HERE, 'kernel-args')) as _f:
     KERNEL_ARGS = ' '.join(_f.read().split())
 
