@@ -105,7 +105,8 @@ suite_unit
 suite_qtest
 suite_summary kvm python3 tests/functional/pvsched/run.py
 suite_summary libvirt python3 tests/functional/pvsched/libvirt/test_libvirt.py
-suite_summary linux python3 guest/linux/test.py
+# Not yet: guest/linux/test.py (the Debian kernel boot takes 30-50 min under
+# this host's nested KVM and has not completed; see pvsched-linux-guest.rst).
 check docs bash scripts/build-docs.sh
 # Benchmarks print numbers, never pass or fail on them: this checks they run.
 check bench-quick python3 bench/run.py --quick
