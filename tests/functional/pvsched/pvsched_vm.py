@@ -205,32 +205,48 @@ def fmt_sched(s):
 
 
 class QMPMonitor:
-    """One more QMP connection to a PvschedVM's QEMU (see open_monitor()),
-    with the same deadlines as PvschedVM.qmp().  Events are kept in
-    .events.  Use from one thread at a time; close() when done."""
+    """A QMP connection to a PvschedVM's QEMU.  PvschedVM.qmp() goes
+    through the primary one, which shares the VM's .events and .eof and
+    adds the VM's report() to its errors; open_monitor() gives others,
+    with events of their own.  Use from one thread at a time."""
 
-    def __init__(self, path, vm):
+    def __init__(self, path, vm, primary=False):
         self.vm = vm
-        self.events = []
+        self.primary = primary
+        self.events = vm.events if primary else []
+        self.what = 'QMP' if primary else 'QMP (second monitor)'
         self._buf = b''
         self._id = 0
-        self._sock = vm._connect(path, time.monotonic() + START_TIMEOUT)
-        if 'QMP' not in self._read(time.monotonic() + LINE_TIMEOUT):
-            raise RuntimeError('unexpected QMP greeting on ' + path)
-        self.cmd('qmp_capabilities')
+        deadline = time.monotonic() + START_TIMEOUT
+        self._sock = vm._connect(path, deadline)
+        try:
+            greeting = self._read(deadline)
+            if 'QMP' not in greeting:
+                raise RuntimeError(f'unexpected {self.what} greeting: '
+                                   f'{greeting}')
+            self.cmd('qmp_capabilities')
+        except BaseException:
+            self.close()
+            raise
+
+    def _fail(self, msg):
+        raise RuntimeError(msg + (self.vm.report() if self.primary else ''))
 
     def _read(self, deadline):
         while b'\n' not in self._buf:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([self._sock], [], [], left)[0]:
-                raise RuntimeError('timed out waiting for QMP (second '
-                                   'monitor)')
+                self._fail(f'timed out waiting for {self.what}')
             try:
                 data = self._sock.recv(65536)
-            except OSError as e:
-                raise RuntimeError(f'QMP connection lost: {e}') from None
+            except OSError as e:         # e.g. reset: QEMU crashed
+                data, why = b'', f' ({e})'
+            else:
+                why = ''
             if not data:
-                raise RuntimeError('QMP connection closed (second monitor)')
+                if self.primary:
+                    self.vm.eof = True
+                self._fail(f'{self.what} connection closed{why}')
             self._buf += data
         line, self._buf = self._buf.split(b'\n', 1)
         return json.loads(line)
@@ -292,8 +308,7 @@ class PvschedVM:
         self.proc = None
         self._stderr_text = ''
         self._serial = self._qmp = None
-        self._sbuf = self._qbuf = b''
-        self._qmp_id = 0
+        self._sbuf = b''
         # stderr to a file: a pipe nobody reads could fill up and block QEMU.
         self._stderr = open(os.path.join(self.tmp, 'stderr'), 'w+')
         try:
@@ -312,11 +327,7 @@ class PvschedVM:
         # QEMU blocks in chardev creation until the serial client is there,
         # and only creates the QMP socket after that: serial first.
         self._serial = self._connect(self.serial_path, deadline)
-        self._qmp = self._connect(self.qmp_path, deadline)
-        greeting = self._qmp_read(deadline)
-        if 'QMP' not in greeting:
-            raise RuntimeError(f'unexpected QMP greeting: {greeting}')
-        self.qmp('qmp_capabilities')
+        self._qmp = QMPMonitor(self.qmp_path, self, primary=True)
 
     def _connect(self, path, deadline):
         while True:
@@ -392,42 +403,9 @@ class PvschedVM:
 
     # ---- QMP ---------------------------------------------------------------
 
-    def _qmp_read(self, deadline):
-        while b'\n' not in self._qbuf:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self._qmp], [], [], left)[0]:
-                raise RuntimeError('timed out waiting for QMP' +
-                                   self.report())
-            try:
-                data = self._qmp.recv(65536)
-            except OSError as e:         # e.g. reset: QEMU crashed
-                data, why = b'', f' ({e})'
-            else:
-                why = ''
-            if not data:
-                self.eof = True
-                raise RuntimeError('QMP connection closed' + why +
-                                   self.report())
-            self._qbuf += data
-        line, self._qbuf = self._qbuf.split(b'\n', 1)
-        return json.loads(line)
-
     def qmp(self, cmd, **args):
         """Execute a QMP command; returns 'return', raises QMPError."""
-        self._qmp_id += 1
-        msg = {'execute': cmd, 'id': self._qmp_id}
-        if args:
-            msg['arguments'] = args
-        self._qmp.sendall(json.dumps(msg).encode() + b'\n')
-        deadline = time.monotonic() + LINE_TIMEOUT
-        while True:
-            resp = self._qmp_read(deadline)
-            if 'event' in resp:
-                self.events.append(resp)
-            elif resp.get('id') == self._qmp_id:
-                if 'error' in resp:
-                    raise QMPError(cmd, resp['error'])
-                return resp['return']
+        return self._qmp.cmd(cmd, **args)
 
     def open_monitor(self, i=1):
         """A client on QMP monitor i (1 .. monitors-1), independent of
