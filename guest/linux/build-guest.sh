@@ -3,6 +3,7 @@
 #   OUTDIR/bzImage            Debian bookworm's 6.1 kernel (linux-image-*-amd64)
 #   OUTDIR/vmlinux            the same kernel, uncompressed, PVH-bootable
 #   OUTDIR/initramfs.cpio.gz  busybox, cyclictest, pvsched.ko and /init
+#                             (the userland is i386: see "32-bit userland")
 #   OUTDIR/initramfs.cpio     the same, uncompressed
 #
 # usage: guest/linux/build-guest.sh OUTDIR
@@ -62,24 +63,44 @@ fi
 FLAVOUR_COMMON=${ABI%-amd64}-common
 log "guest kernel $ABI ($KVER)"
 
+# 32-bit userland: this host's nested KVM mishandles the 64-bit SYSCALL
+# instruction of an unmodified guest (it jumps to the guest's LSTAR but
+# stays in user mode), while int $0x80 reaches the guest kernel like any
+# other trap.  i386 processes make every system call with int $0x80 once
+# the guest kernel is told not to use SYSCALL32/SYSENTER32 in its 32-bit
+# vDSO (clearcpuid=110,111 in kernel-args).  The 64-bit kernel runs them
+# through CONFIG_IA32_EMULATION, as on any Debian amd64 system.
+USERLAND=(busybox-static:i386 rt-tests:i386 libnuma1:i386 libc6:i386)
+if ! dpkg --print-foreign-architectures | grep -qx i386; then
+    log "adding the i386 architecture to dpkg for the guest's userland"
+    [ "$(id -u)" = 0 ] || die "run as root: dpkg --add-architecture i386"
+    dpkg --add-architecture i386
+    # A half-synced mirror fails one index; what the download needs is
+    # usually there, and apt-get download says so if it is not.
+    apt-get update >&2 || true
+fi
 PKGS=("linux-image-$ABI=$KVER" "linux-headers-$ABI=$KVER"
       "linux-headers-$FLAVOUR_COMMON=$KVER" "linux-kbuild-6.1=$KVER"
-      busybox-static rt-tests libnuma1)
+      "${USERLAND[@]}")
 
 # One download per package name+version; a stamp lists what was fetched.
-stamp="$CACHE/deb/fetched-$ABI-$KVER"
+stamp="$CACHE/deb/fetched-$ABI-$KVER-i386"
 if [ ! -f "$stamp" ]; then
     log "downloading ${PKGS[*]}"
     # _apt cannot write into root's cache dir: download from a temp dir.
     tmp=$(mktemp -d)
     chown _apt "$tmp" 2>/dev/null || true
     (cd "$tmp" && apt-get download "${PKGS[@]}" >&2) ||
-        { apt-get update >&2 && (cd "$tmp" && apt-get download "${PKGS[@]}" >&2); }
+        { apt-get update >&2 || true; (cd "$tmp" && apt-get download "${PKGS[@]}" >&2); }
     mv "$tmp"/*.deb "$CACHE/deb/"
     rmdir "$tmp"
     touch "$stamp"
 fi
-deb() { ls -1 "$CACHE"/deb/"$1"_*.deb 2>/dev/null | sort -V | tail -1; }
+# deb NAME [ARCH]: the newest cached package (ARCH defaults to amd64/all).
+deb() {
+    { ls -1 "$CACHE"/deb/"$1"_*_"${2:-amd64}".deb \
+        "$CACHE"/deb/"$1"_*_all.deb 2>/dev/null || true; } | sort -V | tail -1
+}
 
 # --- unpack kernel headers + kbuild into a private root
 ROOT="$CACHE/root-$ABI"
@@ -129,34 +150,45 @@ fi
 # --- the initramfs
 IR="$BUILD/initramfs"
 mkdir -p "$IR"/{bin,sbin,dev,proc,sys,tmp,run,root,etc,lib/modules}
-dpkg-deb --fsys-tarfile "$(deb busybox-static)" | tar -x -C "$BUILD" ./bin/busybox
-cp "$BUILD/bin/busybox" "$IR/bin/busybox"
+for p in busybox-static rt-tests libnuma1 libc6; do
+    f=$(deb "$p" i386)
+    [ -n "$f" ] || die "missing package $p:i386 in $CACHE/deb"
+    dpkg-deb -x "$f" "$BUILD/pkgs"
+done
+cp "$BUILD/pkgs/bin/busybox" "$IR/bin/busybox"
 # Applet links at build time: the guest's /init must not depend on them
 # being created (and it stays a plain cpio).
-for a in $("$IR/bin/busybox" --list); do
+for a in $("$IR/bin/busybox" --list 2>/dev/null ||
+           "$BUILD/pkgs/bin/busybox" --list); do
     [ -e "$IR/bin/$a" ] || ln -s busybox "$IR/bin/$a"
 done
+[ -e "$IR/bin/sh" ] || die "busybox --list gave no applets (can this host run i386?)"
 
-for p in rt-tests libnuma1; do
-    dpkg-deb -x "$(deb "$p")" "$BUILD/pkgs"
-done
 cp "$BUILD/pkgs/usr/bin/cyclictest" "$IR/bin/cyclictest"
-# cyclictest is dynamically linked: copy what ldd resolves (glibc from
-# the host, Debian 12 like the guest's userland; libnuma from the package).
-libpath=$(find "$BUILD/pkgs" -name '*.so*' -printf '%h\n' | sort -u | paste -sd:)
-LD_LIBRARY_PATH=$libpath ldd "$IR/bin/cyclictest" > "$BUILD/ldd.txt"
-if grep -q 'not found' "$BUILD/ldd.txt"; then
-    cat "$BUILD/ldd.txt" >&2
-    die "cyclictest: unresolved libraries"
-fi
-for lib in $(grep -oE '/[^ ]+' "$BUILD/ldd.txt"); do
-    # Keep the path the binary asks for (/lib64/ld-linux..., /lib/x86_64...).
-    case "$lib" in
-    "$BUILD/pkgs"/*) dest=${lib#"$BUILD/pkgs"} ;;
-    *) dest=$lib ;;
-    esac
+# cyclictest is dynamically linked: copy its interpreter and, following
+# DT_NEEDED, every library from the unpacked i386 packages (not the
+# host's: it need not run i386 programs).
+copy_lib() {
+    local name=$1 src
+    src=$(find "$BUILD/pkgs/lib" "$BUILD/pkgs/usr/lib" -name "$name" \
+          \( -type f -o -type l \) | head -1)
+    [ -n "$src" ] || die "cyclictest: $name not in the i386 packages"
+    local dest=${src#"$BUILD/pkgs"}
+    [ -e "$IR$dest" ] && return 0
     mkdir -p "$IR$(dirname "$dest")"
-    cp -L "$lib" "$IR$dest"
+    cp -L "$src" "$IR$dest"
+    local n
+    for n in $(readelf -d "$src" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+        copy_lib "$n"
+    done
+}
+interp=$(readelf -l "$IR/bin/cyclictest" |
+         sed -n 's/.*Requesting program interpreter: \(.*\)\]/\1/p')
+[ "$interp" = /lib/ld-linux.so.2 ] || die "cyclictest: unexpected interpreter '$interp'"
+mkdir -p "$IR/lib"
+cp -L "$BUILD/pkgs$interp" "$IR$interp"
+for n in $(readelf -d "$IR/bin/cyclictest" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+    copy_lib "$n"
 done
 
 # No debug info: the guest kernel copies and parses every byte at insmod.

@@ -28,6 +28,26 @@
    emulator does not implement either and which every exiting task runs:
    "fwait; movq $0, %gs:fpu_fpregs_owner_ctx" becomes "nop; movq ...".
 
+4. Give user space a working system call.  This host mishandles both ways
+   into the kernel that an unmodified guest's user space has: a 64-bit
+   SYSCALL jumps to the guest's LSTAR but leaves the vCPU in user mode
+   (the entry code then faults, and the process gets SIGSEGV), and an
+   int $0x80 reaches the guest as #UD, at the int instruction.  Every
+   other exception from user space is delivered as it should be.  So the
+   #UD gate of the IDT (def_idts, which idt_setup_traps() installs) is
+   pointed at a stub that, for a #UD raised in user mode on "int $0x80",
+   moves the saved RIP past the instruction (the frame of a fault
+   becomes the frame of the trap: neither has an error code) and jumps
+   to entry_INT80_compat, the kernel's own int $0x80 entry; any other
+   #UD goes to asm_exc_invalid_op as before.  The stub is written over
+   three of the Xen PV exception trampolines (xen_asm_exc_*: "pop %rcx;
+   pop %r11; jmp asm_exc_*", 16 bytes each), which only a Xen PV guest
+   ever runs.  The guest's userland is i386, whose system calls are all
+   int $0x80 once the 32-bit vDSO is told not to use SYSCALL or
+   SYSENTER (clearcpuid=110,111 in kernel-args).  The stub reads the
+   instruction from user memory in kernel mode: kernel-args keeps SMAP
+   off (clearcpuid=308) and mitigations=off keeps PTI off.
+
 Python 3 stdlib only.  SPDX-License-Identifier: GPL-2.0-or-later
 """
 
@@ -93,6 +113,60 @@ def patch_fpu_drop_fwait(elf):
             f'-> nop')
 
 
+def idt_gate(elf, vector, bits):
+    """File offset of the def_idts entry for vector (struct idt_data:
+    u32 vector, u32 segment = __KERNEL_CS, u16 bits, pad, void *addr)."""
+    pat = struct.pack('<IIH', vector, 0x10, bits)
+    hits = [m.start() for m in re.finditer(re.escape(pat), elf)]
+    return hits[0] if len(hits) == 1 else None
+
+
+XEN_TRAMPOLINE = re.compile(rb'\x59\x41\x5b\xe9(....)', re.S)
+
+
+def patch_int80(elf):
+    segs = load_segments(elf)
+    ud = idt_gate(elf, 6, 0x8e00)           # interrupt gate, DPL 0
+    int80 = idt_gate(elf, 0x80, 0xee00)     # interrupt gate, DPL 3
+    if ud is None or int80 is None:
+        return 'int $0x80: IDT entries not found, not patched'
+    v_ud, = struct.unpack_from('<Q', elf, ud + 16)
+    v_int80, = struct.unpack_from('<Q', elf, int80 + 16)
+    # xen_asm_exc_invalid_op: the trampoline that jumps to the #UD entry.
+    base = None
+    for m in XEN_TRAMPOLINE.finditer(elf):
+        v = vaddr(segs, m.start())
+        rel, = struct.unpack('<i', m.group(1))
+        if v is not None and v % 16 == 0 and v + 8 + rel == v_ud:
+            base = m.start()
+            break
+    if base is None or not all(XEN_TRAMPOLINE.match(elf, base + 16 * i)
+                               for i in range(3)):
+        return 'int $0x80: Xen PV trampolines not found, not patched'
+    v_base = vaddr(segs, base)
+
+    code = bytearray(
+        b'\xf6\x44\x24\x08\x03'          # testb $3, 8(%rsp)  (CS: user?)
+        b'\x74\x18'                      # jz    other
+        b'\x50'                          # push  %rax
+        b'\x48\x8b\x44\x24\x08'          # mov   8(%rsp), %rax  (user RIP)
+        b'\x66\x81\x38\xcd\x80'          # cmpw  $0x80cd, (%rax)
+        b'\x58'                          # pop   %rax
+        b'\x75\x0a'                      # jne   other
+        b'\x48\x83\x04\x24\x02'          # addq  $2, (%rsp)
+        b'\xe9\x00\x00\x00\x00'          # jmp   entry_INT80_compat
+        b'\xe9\x00\x00\x00\x00')         # other: jmp asm_exc_invalid_op
+    for end, target in ((len(code) - 5, v_int80), (len(code), v_ud)):
+        struct.pack_into('<i', code, end - 4, target - (v_base + end))
+    assert len(code) == 36 and code[6] == 36 - 5 - 7 and \
+        code[20] == 36 - 5 - 21             # both branches reach "other"
+    elf[base:base + len(code)] = code
+    struct.pack_into('<Q', elf, ud + 16, v_base)
+    return (f'int $0x80: #UD gate -> stub at {v_base:#x} '
+            f'(entry_INT80_compat {v_int80:#x}, asm_exc_invalid_op '
+            f'{v_ud:#x})')
+
+
 def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__.split('\n\n')[1])
@@ -105,6 +179,7 @@ def main():
         sys.exit(f'{sys.argv[1]}: payload is not an ELF image')
     print(patch_int3_selftest(elf), file=sys.stderr)
     print(patch_fpu_drop_fwait(elf), file=sys.stderr)
+    print(patch_int80(elf), file=sys.stderr)
     with open(sys.argv[2], 'wb') as f:
         f.write(elf)
 
