@@ -316,11 +316,14 @@ class LinuxVM:
                 os.unlink(old)
         self.qmp('cont')
 
+    def _snapshot_path(self):
+        os.makedirs(SNAPSHOT_DIR, exist_ok=True)
+        return os.path.join(SNAPSHOT_DIR,
+                            snapshot_key(self.guest_dir) + '.mig')
+
     def start(self, boot_timeout=2700):
         """Bring up a booted guest waiting for its script, and send it."""
-        os.makedirs(SNAPSHOT_DIR, exist_ok=True)
-        path = os.path.join(SNAPSHOT_DIR, snapshot_key(self.guest_dir) +
-                            '.mig')
+        path = self._snapshot_path()
         t0 = time.monotonic()
         # One process boots and saves; the others wait for its snapshot.
         with open(path + '.lock', 'w') as lock:
@@ -339,6 +342,19 @@ class LinuxVM:
                 self._boot_and_save(path, boot_timeout)
         self.start_seconds = time.monotonic() - t0
         self.send_script()
+
+    def prepare(self, boot_timeout=2700):
+        """Make sure the booted-guest snapshot exists, booting and saving
+        it if not; no scenario runs.  True if it was already there (not
+        loaded: a QEMU that cannot load it is found out by start())."""
+        path = self._snapshot_path()
+        with open(path + '.lock', 'w') as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if os.path.exists(path):
+                return True
+            self._boot_and_save(path, boot_timeout)
+            self._kill()
+        return False
 
     def send_script(self):
         lines = [f"{k}='{v}'" for k, v in self.settings.items()]

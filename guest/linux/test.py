@@ -10,7 +10,11 @@ unloading the module disabled every area (query-pvsched, QEMU trace).
 One line per check, then "N passed, N failed, N skipped"; exit 0 only if
 none failed.
 
-    guest/linux/test.py [--verbose] [--timeout SECONDS]
+    guest/linux/test.py [--verbose] [--timeout SECONDS] [--prepare]
+
+--prepare only makes sure the snapshot exists (boots and saves it if
+not): scripts/run-tests.sh runs that in the background while the other
+suites run, since the first boot is long on this machine.
 
 The guest is built with guest/linux/build-guest.sh when build/linux-guest
 is missing or stale, and restored from the booted-guest snapshot that
@@ -246,6 +250,16 @@ def run(c, args):
              f'last status change of each vCPU: {last}')
 
 
+def prepare(c, args):
+    log = (lambda s: print('  | ' + s)) if args.verbose else None
+    t0 = time.monotonic()
+    with linuxvm.LinuxVM('test', pvsched=POLICY, log=log) as vm:
+        cached = vm.prepare(boot_timeout=args.timeout)
+    c.ok('snapshot', True,
+         'already there' if cached else
+         f'guest booted and saved in {time.monotonic() - t0:.0f} s')
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--verbose', '-v', action='store_true',
@@ -255,6 +269,9 @@ def main():
     # the docs); an ordinary KVM host, seconds.
     ap.add_argument('--timeout', type=float, default=3600,
                     help='bound on the whole guest run (s, default 3600)')
+    ap.add_argument('--prepare', action='store_true',
+                    help='only boot the guest and save its snapshot, '
+                         'unless it exists')
     args = ap.parse_args()
     c = Checks()
 
@@ -265,7 +282,7 @@ def main():
         err = linuxvm.ensure_guest()
         if c.ok('guest-built', err is None, err or linuxvm.GUEST_DIR):
             try:
-                run(c, args)
+                (prepare if args.prepare else run)(c, args)
             except linuxvm.GuestError as e:
                 c.ok('guest-run', False, str(e))
     return c.summary()
