@@ -9,10 +9,13 @@ The KVM RFC's table (seed 002) rebuilt on QEMU's pvsched: cyclictest
            the vCPU thread stays SCHED_OTHER
   dynamic  policy fifo/8, max-boost-us=3000, cooldown-us=27000, and the
            guest module: boosted while the guest runs RT tasks
+  hints    dynamic, with the module's lazy irq hints on (irq_hints=1):
+           do boosts requested on interrupt entry, which QEMU only sees
+           at a userspace exit, change anything?
   static   the vanilla VM with its vCPU thread made SCHED_FIFO 8 from
            outside (what libvirt's <vcpusched> does)
 
-Both VMs are restored from the booted-guest snapshot of
+The three VMs are restored from the booted-guest snapshot of
 guest/linux/linuxvm.py (the same one guest/linux/test.py uses); the guest
 keeps one CPU online, and both vCPU threads are pinned to --host-cpu.
 
@@ -60,7 +63,9 @@ while not stop:
 print(n / (time.monotonic() - t0), flush=True)
 '''
 
-MODES = ('vanilla', 'dynamic', 'static')
+MODES = ('vanilla', 'dynamic', 'hints', 'static')
+# The guest module's parameters in each VM that loads it.
+MODULE_ARGS = {'dynamic': '', 'hints': 'irq_hints=1'}
 RESULT_RE = re.compile(r'^RESULT cyclictest .*rc=(\d+) samples=(\d+) '
                        r'avg=(\d+) p99=(>?\d+) max=(\d+) overflows=(\d+)')
 
@@ -92,12 +97,14 @@ def start(name, pvsched, args):
     """Bring up one guest from the booted-guest snapshot (the first run
     on a machine boots it, and saves the snapshot)."""
     log(f'# starting the {name} guest')
-    vm = linuxvm.LinuxVM('bench', pvsched=pvsched, trace=name == 'dynamic',
-                         settings={'LOAD_MODULE': int(name == 'dynamic')},
+    module = name in MODULE_ARGS
+    vm = linuxvm.LinuxVM('bench', pvsched=pvsched, trace=module,
+                         settings={'LOAD_MODULE': int(module),
+                                   'MODARGS': MODULE_ARGS.get(name, '')},
                          log=(lambda s: log(f'  {name} | ' + s))
                          if args.verbose else None)
     vm.name = name
-    vm.module = name == 'dynamic'
+    vm.module = module
     return vm
 
 
@@ -192,7 +199,7 @@ def table(results, args):
                     f'{fmt([r["max"] for r in rs]):>21} '
                     f'{fmt([r["hog_ips"] for r in rs], 1e6, 2):>17} '
                     f'{fmt([r["vcpu_cpu_ms_per_s"] for r in rs], 1, 1):>15} '
-                    f'{fmt([r["boosts"] for r in rs]) if mode == "dynamic" else "-":>10}')
+                    f'{fmt([r["boosts"] for r in rs]) if mode in MODULE_ARGS else "-":>10}')
     lines.append('p99 "+": beyond the 100 ms histogram in some run. '
                  'hog: iterations/s of a Python loop on the vCPU\'s host CPU.')
     return '\n'.join(lines)
@@ -233,8 +240,9 @@ def _plot(results, args, path):
 
     groups = [(load, iv) for load in ('idle', 'busy') for iv in args.intervals]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
-    width = 0.27
-    colors = {'vanilla': '#999999', 'dynamic': '#1f77b4', 'static': '#d62728'}
+    width = 0.2
+    colors = {'vanilla': '#999999', 'dynamic': '#1f77b4', 'hints': '#2ca02c',
+              'static': '#d62728'}
     for ax, key, title, scale in (
             (axes[0], 'p99', 'guest p99 latency (us, log)', 1),
             (axes[1], 'max', 'guest max latency (us, log)', 1),
@@ -249,7 +257,7 @@ def _plot(results, args, path):
                 if not vals:
                     continue
                 med = statistics.median(vals)
-                xs.append(g + (k - 1) * width)
+                xs.append(g + (k - (len(MODES) - 1) / 2) * width)
                 meds.append(med)
                 lo.append(med - min(vals))
                 hi.append(max(vals) - med)
@@ -287,7 +295,8 @@ def bench(args):
         # static: the same VM, its vCPU thread made SCHED_FIFO 8 from outside.
         vms['vanilla'] = start('vanilla', linuxvm.policy_string(mode='off'),
                                args)
-        vms['dynamic'] = start('dynamic', linuxvm.policy_string(), args)
+        for name in MODULE_ARGS:
+            vms[name] = start(name, linuxvm.policy_string(), args)
         for vm in vms.values():
             ready(vm, args, args.host_cpu)
         rng = random.Random(1)
@@ -295,24 +304,27 @@ def bench(args):
             order = configs[:]
             rng.shuffle(order)
             for load, iv, mode in order:
-                vm = vms['dynamic' if mode == 'dynamic' else 'vanilla']
+                vm = vms[mode if mode in MODULE_ARGS else 'vanilla']
                 r = measure(vm, mode, load, iv, args, args.host_cpu)
                 results[f'{load}/{iv}/{mode}'].append(r)
                 log(f'# round {rnd + 1}/{args.rounds} {load} -i {iv} '
                     f'{mode}: avg {r["avg"]} p99 {r["p99"]} max {r["max"]} '
                     f'hog {r["hog_ips"] and round(r["hog_ips"] / 1e6, 2)} '
                     f'boosts {r["boosts"]} throttles {r["throttles"]}')
-        vm = vms['dynamic']
-        vm.qmp('cont')
-        n0 = len(vm.serial_log)
-        vm.send('STATS\n')
-        vm.expect(r'^STATS feature=', 60)
-        stats = [s for s in vm.serial_log[n0:] if s.startswith('STATS ')]
+        stats = []
+        for name in MODULE_ARGS:
+            vm = vms[name]
+            vm.qmp('cont')
+            n0 = len(vm.serial_log)
+            vm.send('STATS\n')
+            vm.expect(r'^STATS feature=', 60)
+            stats += [f'{name}: {s}' for s in vm.serial_log[n0:]
+                      if s.startswith('STATS ')]
     finally:
         for vm in vms.values():
             vm.close()
     text = table(results, args)
-    text += '\nguest module counters at the end (dynamic VM):\n  ' + \
+    text += '\nguest module counters at the end:\n  ' + \
         '\n  '.join(stats)
     return results, stats, text
 
