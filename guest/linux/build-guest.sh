@@ -65,11 +65,13 @@ log "guest kernel $ABI ($KVER)"
 
 # 32-bit userland: this host's nested KVM mishandles the 64-bit SYSCALL
 # instruction of an unmodified guest (it jumps to the guest's LSTAR but
-# stays in user mode), while int $0x80 reaches the guest kernel like any
-# other trap.  i386 processes make every system call with int $0x80 once
-# the guest kernel is told not to use SYSCALL32/SYSENTER32 in its 32-bit
-# vDSO (clearcpuid=110,111 in kernel-args).  The 64-bit kernel runs them
-# through CONFIG_IA32_EMULATION, as on any Debian amd64 system.
+# stays in user mode), and raises #UD for int $0x80, which the guest
+# kernel, patched by extract-pvh.py, turns back into the system call.
+# i386 processes make every system call with int $0x80 once the guest
+# kernel is told not to use SYSCALL32/SYSENTER32 in its 32-bit vDSO
+# (clearcpuid=110,111 in kernel-args).  The 64-bit kernel runs them
+# through CONFIG_IA32_EMULATION, as on any Debian amd64 system.  (Still
+# not enough on this host: see "This host's KVM" in the docs.)
 USERLAND=(busybox-static:i386 rt-tests:i386 libnuma1:i386 libc6:i386)
 if ! dpkg --print-foreign-architectures | grep -qx i386; then
     log "adding the i386 architecture to dpkg for the guest's userland"
