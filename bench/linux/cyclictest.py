@@ -282,6 +282,11 @@ def bench(args):
     """Boot (or restore) the two VMs, run every configuration args.rounds
     times; returns (results, the dynamic guest's STATS lines, table)."""
     problems = linuxvm.missing_prerequisites()
+    if linuxvm.USERLAND != 'busybox':
+        # pvinit runs the test scenario only: there is no cyclictest.
+        problems.append(linuxvm.emulated_user_code() or
+                        f'PVSCHED_LINUX_USERLAND={linuxvm.USERLAND}: '
+                        'the benchmark needs busybox and cyclictest')
     err = None if problems else linuxvm.ensure_guest(log=log)
     if problems or err:
         raise RuntimeError('; '.join(problems + ([err] if err else [])))

@@ -198,6 +198,13 @@ strip --strip-debug -o "$IR/lib/modules/pvsched.ko" "$BUILD/pvsched/pvsched.ko"
 # Only /init: the scenarios come from the host at run time (see init).
 cp "$HERE/initramfs/init" "$IR/init"
 chmod 755 "$IR/init"
+# PID 1 for a host that emulates guest user code (rdinit=/sbin/pvinit,
+# see pvinit.c): no libc, general registers only.
+gcc -m32 -static -nostdlib -ffreestanding -fno-pic -no-pie \
+    -fno-stack-protector -fcf-protection=none -mgeneral-regs-only \
+    -march=i686 -O2 -Wall -Wextra -Werror \
+    -o "$IR/sbin/pvinit" "$HERE/initramfs/pvinit.c" ||
+    die "pvinit build failed"
 
 (cd "$IR" && find . -print0 | LC_ALL=C sort -z |
      cpio --quiet -o -0 -H newc --owner=0:0) > "$OUT/initramfs.cpio"

@@ -59,18 +59,14 @@ def _die_with_parent():
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PDEATHSIG
 
 
-def host_cannot_run_userland():
-    """Why this host's /dev/kvm cannot run the guest's user space, or None.
+def emulated_user_code():
+    """Why this host's /dev/kvm cannot run an ordinary userland, or None.
 
     kvm_pvm in its native mode runs an unmodified guest's kernel through
     KVM's instruction emulator, and goes on emulating user code after the
     kernel returns to it: an instruction that emulator lacks (glibc's SSE2
-    memset, x87 arithmetic) reaches the guest as #UD, and PID 1 dies about
-    28 minutes into the boot (docs/system/pvsched-linux-guest.rst, "This
-    host's KVM").  PVSCHED_LINUX_FORCE=1 boots anyway, e.g. to try a fixed
-    host module."""
-    if os.environ.get('PVSCHED_LINUX_FORCE') == '1':
-        return None
+    memset, x87 arithmetic) reaches the guest as #UD, and busybox as PID 1
+    dies (docs/system/pvsched-linux-guest.rst, "This host's KVM")."""
     try:
         with open('/sys/module/kvm_pvm/parameters/pvm_native') as f:
             native = f.read().strip() == 'Y'
@@ -81,17 +77,20 @@ def host_cannot_run_userland():
     return ('/dev/kvm is kvm_pvm in native mode (pvm_native=Y): it '
             'emulates guest user code after returns from the kernel and '
             'raises #UD where its emulator lacks an instruction (SSE, x87), '
-            'so no Linux userland survives the boot; run on a host with '
-            'hardware '
-            'virtualization (VMX/SVM, nested or not), or set '
-            'PVSCHED_LINUX_FORCE=1 to boot anyway')
+            'so neither busybox nor cyclictest survives; run on a host with '
+            'hardware virtualization (VMX/SVM, nested or not)')
+
+
+# PID 1: busybox and initramfs/init (the scenarios, cyclictest), or where
+# the host emulates user code, initramfs/pvinit.c (the test scenario only,
+# no libc).  PVSCHED_LINUX_USERLAND=busybox|pvinit overrides the choice.
+USERLAND = os.environ.get('PVSCHED_LINUX_USERLAND') or \
+    ('pvinit' if emulated_user_code() else 'busybox')
+INIT_ARGS = 'rdinit=/sbin/pvinit' if USERLAND == 'pvinit' else ''
 
 
 def missing_prerequisites(qemu=QEMU):
     problems = []
-    why = host_cannot_run_userland()
-    if why:
-        problems.append(why)
     if not os.path.exists('/dev/kvm'):
         problems.append('/dev/kvm does not exist (KVM is required)')
     elif not os.access('/dev/kvm', os.R_OK | os.W_OK):
@@ -124,6 +123,7 @@ def guest_sources():
     """The files the guest is built from (a change means a rebuild)."""
     files = [BUILD_SCRIPT, os.path.join(HERE, 'extract-pvh.py'),
              os.path.join(HERE, 'initramfs', 'init'),
+             os.path.join(HERE, 'initramfs', 'pvinit.c'),
              os.path.join(REPO, 'include', 'pvsched', 'abi.h')]
     mod = os.path.join(HERE, 'pvsched')
     for root, dirs, names in os.walk(mod):
@@ -204,7 +204,7 @@ def thread_cpu_ns(pid, tid):
 # area is ever registered, so QEMU never touches a thread's policy).
 SMP = 2
 MEM = '256M'
-APPEND = 'maxcpus=1'
+APPEND = f'maxcpus=1 {INIT_ARGS}'.strip()
 SCENARIOS = os.path.join(HERE, 'initramfs', 'scenarios.sh')
 SNAPSHOT_DIR = os.environ.get(
     'PVSCHED_LINUX_SNAPSHOTS',
