@@ -53,15 +53,20 @@ struct timespec32 {
     long nsec;
 };
 
-static long sys(long nr, long a, long b, long c, long d)
+static long sys5(long nr, long a, long b, long c, long d, long e)
 {
     long ret;
 
     __asm__ volatile("int $0x80"
                      : "=a"(ret)
-                     : "a"(nr), "b"(a), "c"(b), "d"(c), "S"(d)
+                     : "a"(nr), "b"(a), "c"(b), "d"(c), "S"(d), "D"(e)
                      : "memory");
     return ret;
+}
+
+static long sys(long nr, long a, long b, long c, long d)
+{
+    return sys5(nr, a, b, c, d, 0);
 }
 
 /* The compiler may call these for struct copies and initializers. */
@@ -387,6 +392,11 @@ static void scen_test(const char *modargs)
     pin(0);
     stats();
 
+    if (rc) {
+        /* No CPU 1: the spinner would take PID 1's only CPU for good. */
+        say("FAIL CPU 1 did not come online");
+        return;
+    }
     pid = spawn_on(1, spin);
     sleep_ms(1000);
     say("RT-RUNNING cpu=1");
@@ -436,13 +446,26 @@ static void console(void)
     }
 }
 
+static void mount(const char *type, const char *dir)
+{
+    long rc = sys5(NR_mount, (long)type, (long)dir, (long)type, 0, 0);
+
+    if (rc) {
+        put("INFO mount ");
+        put(dir);
+        put(" rc=");
+        putnum(-rc);
+        endline();
+    }
+}
+
 static void mounts(void)
 {
-    sys(NR_mount, (long)"proc", (long)"/proc", (long)"proc", 0);
-    sys(NR_mount, (long)"sysfs", (long)"/sys", (long)"sysfs", 0);
-    sys(NR_mount, (long)"devtmpfs", (long)"/dev", (long)"devtmpfs", 0);
-    sys(NR_mount, (long)"debugfs", (long)"/sys/kernel/debug",
-        (long)"debugfs", 0);
+    mount("devtmpfs", "/dev");
+    console();
+    mount("proc", "/proc");
+    mount("sysfs", "/sys");
+    mount("debugfs", "/sys/kernel/debug");
 }
 
 static char modargs[256];
@@ -453,7 +476,6 @@ void _start(void)
     int lines = 0;
 
     mounts();
-    console();
     say("READY cpus=1 kernel=pvinit scenario=host");
     say("WAIT script cpu=0");
     /*
