@@ -279,8 +279,8 @@ def _plot(results, args, path):
 
 
 def bench(args):
-    """Boot (or restore) the two VMs, run every configuration args.rounds
-    times; returns (results, the dynamic guest's STATS lines, table)."""
+    """Boot (or restore) the VMs, run every configuration args.rounds
+    times; returns (results, the module's STATS lines, table)."""
     problems = linuxvm.missing_prerequisites()
     if linuxvm.USERLAND != 'busybox':
         # pvinit runs the test scenario only: there is no cyclictest.

@@ -13,8 +13,8 @@ none failed.
     guest/linux/test.py [--verbose] [--timeout SECONDS] [--prepare]
 
 --prepare only makes sure the snapshot exists (boots and saves it if
-not): scripts/run-tests.sh runs that in the background while the other
-suites run, since the first boot is long on this machine.
+not), e.g. in the background while other work runs: the first boot is
+long on this machine.
 
 The guest is built with guest/linux/build-guest.sh when build/linux-guest
 is missing or stale, and restored from the booted-guest snapshot that
