@@ -8,8 +8,22 @@ set -euo pipefail
 PKGS="build-essential libglib2.0-dev libpixman-1-dev libfdt-dev flex bison
 libseccomp-dev libslirp-dev python3-venv pkg-config ninja-build dpkg-dev
 ccache seabios qemu-system-data rsync git patch xz-utils util-linux
-python3-sphinx python3-sphinx-rtd-theme gdb"
+python3-sphinx python3-sphinx-rtd-theme gdb kmod cpio"
 BPO_PKGS="meson python3-pycotap"
+# --test: what the tests need beyond building: libvirt (its daemon runs
+# in the test, not as a service; where KVM is in the L1 VM it has no
+# network, so everything is installed here first), setcap, matplotlib
+# for the benchmarks' plots, and what builds the L1 VM.
+TEST_PKGS="libcap2-bin python3-matplotlib"
+TEST_BPO_PKGS="libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu
+libxml2-utils"
+bpo_opts=()
+if [ "${1:-}" = --test ]; then
+    shift
+    PKGS="$PKGS $TEST_PKGS"
+    BPO_PKGS="$BPO_PKGS $TEST_BPO_PKGS"
+    bpo_opts=(--no-install-recommends)
+fi
 SOURCES=/etc/apt/sources.list.d/pvsched.sources
 
 [ "$(id -u)" = 0 ] || die "run as root (apt-get, and SCHED_FIFO for the tests)"
@@ -64,6 +78,7 @@ if [ -n "$need" ] || ! meson_ok; then
     log "installing: $(echo $need)"
     export DEBIAN_FRONTEND=noninteractive
     apt-get install -y -qq $PKGS "$@" >/dev/null
-    apt-get install -y -qq -t bookworm-backports $BPO_PKGS >/dev/null
+    apt-get install -y -qq "${bpo_opts[@]}" -t bookworm-backports $BPO_PKGS \
+        >/dev/null
 fi
 meson_ok || die "meson >= 1.5 is needed (bookworm-backports)"

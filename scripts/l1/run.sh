@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# Run a command inside an L1 VM whose /dev/kvm is real KVM, on a host
+# that has none (or only kvm_pvm): Linux under QEMU's TCG on an emulated
+# AMD CPU with SVM and nested paging.  The L1's root is the host's own,
+# read-only over 9p under a tmpfs overlay, so the host's build, tools
+# and libraries are all there and nothing on the host changes; the
+# repository and $PVSCHED_CACHE are shared read-write at their own
+# paths, so what the command writes there comes back.
+#
+# usage: run.sh [--timeout SECONDS] [--] COMMAND [ARG...]
+#
+# The command runs as root in the current directory with this
+# environment (plus PVSCHED_IN_L1=1).  Its output is streamed here and
+# its exit status is ours.  A boot that fails, an L1 that stops
+# answering (no heartbeat for $PVSCHED_L1_STALL s) or one still running
+# after the timeout is killed: exit status 125 (124 for the timeout),
+# with the tail of L1's console.
+set -euo pipefail
+. "$(dirname "$0")/../pvsched-env.sh"
+
+timeout=${PVSCHED_L1_TIMEOUT:-3600}
+stall=${PVSCHED_L1_STALL:-300}
+mem=${PVSCHED_L1_MEM:-8G}
+# The modules PID 1 loads, dependencies resolved from modules.dep.
+MODULES="virtio_pci 9pnet_virtio 9p overlay kvm-amd"
+
+while [ $# -gt 0 ]; do
+    case $1 in
+        --timeout) timeout=$2; shift 2 ;;
+        --) shift; break ;;
+        *) break ;;
+    esac
+done
+[ $# -gt 0 ] || die "usage: $0 [--timeout SECONDS] [--] COMMAND [ARG...]"
+
+top=$(pvsched_top)
+l1=$(bash "$top/scripts/l1/fetch.sh")
+kdir=$(echo "$l1"/kernel/lib/modules/*)
+kver=${kdir##*/}
+work=$top/build/l1
+mkdir -p "$work" "$PVSCHED_CACHE"
+
+# The initramfs: busybox, our PID 1 and the modules, in load order.
+make_initrd() {
+    local d=$work/initrd.d m dep
+    rm -rf "$d"
+    mkdir -p "$d/bin" "$d/modules" "$d/proc" "$d/sys" "$d/dev"
+    cp "$l1/kernel/bin/busybox" "$d/bin/busybox"
+    install -m 755 "$top/scripts/l1/init" "$d/init"
+    for m in $MODULES; do
+        dep=$(grep -E "/$m\.ko:" "$kdir/modules.dep") ||
+            die "L1: module $m is not in $kdir/modules.dep"
+        # "m.ko: a.ko b.ko": modprobe loads b, then a, then m.
+        echo "${dep#*:}" | tr ' ' '\n' | tac
+        echo "${dep%%:*}"
+    done | awk 'NF && !seen[$0]++' | while read -r m; do
+        cp "$kdir/$m" "$d/modules/"
+        basename "$m" >> "$d/modules/order"
+    done
+    (cd "$d" && find . | cpio -o -H newc --quiet) | gzip -1 > "$work/initrd.img"
+    echo "$want" > "$work/initrd.stamp"
+}
+want="$kver $(md5sum < "$top/scripts/l1/init") $MODULES"
+[ -f "$work/initrd.img" ] && [ "$(cat "$work/initrd.stamp" 2>/dev/null)" = "$want" ] ||
+    make_initrd
+
+# Paths travel on the kernel command line: no blanks, no commas.
+rw=()
+for p in "$top" "$(realpath "$PVSCHED_CACHE")"; do
+    case $p in *[[:space:],]*) die "L1: cannot share a path with blanks or commas: $p" ;; esac
+    rw+=("$p")
+done
+run=$(mktemp -d "$work/run.XXXXXX")
+trap 'rm -rf "$run"' EXIT
+
+# The command, with this environment, as a script PID 1 runs.
+{
+    echo '#!/bin/bash'
+    for v in $(compgen -e); do
+        case $v in PWD|OLDPWD|SHLVL|_|HOSTNAME) continue ;; esac
+        printf 'export %s=%q\n' "$v" "${!v}"
+    done
+    echo 'export PVSCHED_IN_L1=1'
+    printf 'cd %q || exit 126\n' "$PWD"
+    printf 'exec'
+    printf ' %q' "$@"
+    echo
+} > "$run/cmd.sh"
+
+args=(-L "$l1/qemu/usr/share/seabios" -L "$l1/qemu/usr/share/qemu"
+      -accel tcg,thread=multi -M pc -cpu EPYC,+svm,+npt -smp 2 -m "$mem"
+      -nodefaults -display none -no-reboot
+      -kernel "$(echo "$l1"/kernel/boot/vmlinuz-*)" -initrd "$work/initrd.img"
+      -append "console=ttyS0 panic=-1 mitigations=off tsc=reliable pvsched.run=$run pvsched.rw=$(IFS=,; echo "${rw[*]}")"
+      -serial "file:$run/console.log"
+      -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap)
+for i in "${!rw[@]}"; do
+    args+=(-virtfs "local,path=${rw[$i]},mount_tag=rw$i,security_model=none,multidevs=remap")
+done
+
+console_tail() {
+    echo "---- last lines of the L1 console ($run/console.log) ----" >&2
+    tail -n 40 "$run/console.log" >&2 || true
+    echo "----" >&2
+}
+
+# Stream the command's output: what it wrote since the last look.
+show_output() {
+    local n
+    n=$(stat -c %s "$run/output" 2>/dev/null) || return 0
+    [ "$n" -gt "$shown" ] || return 0
+    tail -c +$((shown + 1)) "$run/output" | head -c $((n - shown))
+    shown=$n
+}
+
+log "L1: booting (TCG, $mem, 2 CPUs, timeout ${timeout}s) to run: $*"
+"$l1/qemu/usr/bin/qemu-system-x86_64" "${args[@]}" 2> "$run/qemu.err" &
+qpid=$!
+start=$SECONDS shown=0 why=
+while kill -0 "$qpid" 2>/dev/null; do
+    sleep 2
+    show_output
+    if [ -f "$run/heartbeat" ]; then
+        age=$(( $(date +%s) - $(stat -c %Y "$run/heartbeat") ))
+    else
+        age=$(( SECONDS - start ))
+    fi
+    if [ $(( SECONDS - start )) -gt "$timeout" ]; then
+        why="still running after ${timeout}s (PVSCHED_L1_TIMEOUT)"
+    elif [ "$age" -gt "$stall" ]; then
+        why="no heartbeat from L1 for ${age}s: L1 is frozen or never came up"
+    fi
+    if [ -n "$why" ]; then
+        kill -KILL "$qpid" 2>/dev/null || true
+        break
+    fi
+done
+wait "$qpid" 2>/dev/null && qrc=0 || qrc=$?
+show_output
+
+if [ -n "$why" ]; then
+    console_tail
+    log "L1: error: $why; killed"
+    case $why in still*) exit 124 ;; *) exit 125 ;; esac
+fi
+if [ ! -f "$run/status" ]; then
+    cat "$run/qemu.err" >&2
+    console_tail
+    log "L1: error: L1 stopped (QEMU exit status $qrc) before the command finished"
+    exit 125
+fi
+rc=$(cat "$run/status")
+log "L1: command exited with status $rc after $(( SECONDS - start ))s"
+exit "$rc"
