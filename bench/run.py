@@ -82,8 +82,25 @@ def sh(cmd, **kw):
     return subprocess.run(cmd, cwd=C.REPO, check=True, **kw)
 
 
+def built(p, only):
+    """What build() makes, all there: inside the L1 VM nothing is built
+    (it has no network, and a compile there is emulated)."""
+    need = [C.PATCHED_QEMU, C.GUEST, os.path.join(C.BIN, 'hog'),
+            os.path.join(C.BIN, 'locks')]
+    if p.stock and (not only or 'exit' in only):
+        need.append(C.STOCK_QEMU)
+    missing = [x for x in need if not os.path.exists(x)]
+    if missing:
+        raise SystemExit('not built (run "python3 bench/run.py '
+                         '--build-only" on the host first): ' +
+                         ', '.join(missing))
+
+
 def build(p, only):
     """Everything the benchmarks run, built (or found up to date)."""
+    if os.environ.get('PVSCHED_IN_L1'):
+        built(p, only)
+        return
     sh(['make', '--no-print-directory', 'guest'], stdout=subprocess.DEVNULL)
     if not os.access(C.PATCHED_QEMU, os.X_OK):
         sh(['make', '--no-print-directory', 'qemu'])
@@ -195,6 +212,10 @@ def main():
                     help='leave out stock QEMU (no scripts/'
                          'build-stock-qemu.sh)')
     ap.add_argument('--out', default=C.OUT, help='output directory')
+    ap.add_argument('--build-only', action='store_true',
+                    help='build and install what the benchmarks need, '
+                         'run none (make bench does this on the host '
+                         'before it runs them in the L1 VM)')
     p = ap.parse_args()
     if p.runs < 5:
         ap.error('--runs must be at least 5')
@@ -209,6 +230,8 @@ def main():
     plt = pyplot()
     t_start = time.monotonic()
     build(p, only)
+    if p.build_only:
+        return 0
     os.makedirs(p.out, exist_ok=True)
     m = machine()
     C.log(describe(m))
