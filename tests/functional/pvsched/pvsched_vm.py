@@ -268,6 +268,19 @@ class QMPMonitor:
                     raise QMPError(cmd, resp['error'])
                 return resp['return']
 
+    def wait_event(self, name, timeout=LINE_TIMEOUT, **data):
+        """The first event called name whose data has these items,
+        received before or within timeout seconds; raises on timeout."""
+        def match(e):
+            return e.get('event') == name and all(
+                e.get('data', {}).get(k) == v for k, v in data.items())
+        deadline = time.monotonic() + timeout
+        while True:
+            for e in self.events:
+                if match(e):
+                    return e
+            self.events.append(self._read(deadline))
+
     def close(self):
         if self._sock:
             self._sock.close()
@@ -407,6 +420,10 @@ class PvschedVM:
         """Execute a QMP command; returns 'return', raises QMPError."""
         return self._qmp.cmd(cmd, **args)
 
+    def wait_event(self, name, timeout=LINE_TIMEOUT, **data):
+        """The first QMP event called name with these data items."""
+        return self._qmp.wait_event(name, timeout, **data)
+
     def open_monitor(self, i=1):
         """A client on QMP monitor i (1 .. monitors-1), independent of
         qmp(): for a second client, e.g. in another thread."""
@@ -457,6 +474,12 @@ class PvschedVM:
                 self._sbuf += data
         except OSError:
             self.eof = True
+
+    def said(self, text):
+        """Whether the guest has printed text so far (read or not)."""
+        self._drain_serial()
+        return (any(text in ln for ln in self.transcript) or
+                text.encode() in self._sbuf)
 
     def _record(self, raw):
         line = raw.decode('ascii', 'replace').rstrip('\r')
