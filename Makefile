@@ -17,7 +17,7 @@ GUEST := $(BUILD)/guest/pvsched-guest.elf
 TARGETS := qemu-system-x86_64 tests/unit/test-pvsched-state tests/unit/test-pvsched-host tests/unit/test-pvsched-pi tests/qtest/pvsched-test \
 	tests/qtest/qmp-cmd-test tests/unit/test-seccomp
 
-.PHONY: all deps qemu guest run check series bench clean FORCE
+.PHONY: all deps qemu guest run check series bench clean kvm-where FORCE
 
 all: qemu guest
 
@@ -40,14 +40,21 @@ asan: qemu
 guest: deps
 	@$(MAKE) --no-print-directory -C guest O=$(BUILD)/guest
 
-run: all
-	python3 scripts/pvsched-demo.py --qemu $(QEMU) --guest $(GUEST)
+# Where KVM work runs (this host, or an L1 VM), and why: said first.
+kvm-where:
+	@bash scripts/with-kvm.sh --where
 
-check: all
+run: kvm-where all
+	bash scripts/with-kvm.sh -- \
+	    python3 scripts/pvsched-demo.py --qemu $(QEMU) --guest $(GUEST)
+
+check: kvm-where all
 	@bash scripts/run-tests.sh
 
-bench: all
-	python3 bench/run.py
+# BENCH_ARGS: e.g. --quick, or --only exit,doorbell --runs 7.
+bench: kvm-where all
+	python3 bench/run.py --build-only $(BENCH_ARGS)
+	bash scripts/with-kvm.sh -- python3 bench/run.py $(BENCH_ARGS)
 
 series: qemu
 	@bash scripts/export-series.sh $(BUILD)/series

@@ -2,6 +2,13 @@
 # The whole test suite: unit tests, qtests, KVM tests with the bundled
 # guest, the build with pvsched disabled, and the exported series.
 # Ends with one line that totals every suite: "N passed, N failed, N skipped".
+#
+# Everything is built and installed here first; then the suites that
+# need KVM run where KVM is real (scripts/with-kvm.sh: on this host, or
+# all of them in one L1 VM), as "run-tests.sh --kvm", and their totals
+# come back in its last line.
+#
+# usage: run-tests.sh [--kvm]
 set -uo pipefail
 . "$(dirname "$0")/pvsched-env.sh"
 top=$(pvsched_top)
@@ -55,13 +62,10 @@ suite_unit() {
 }
 
 suite_qtest() {
-    local t
-    # QEMU's own qmp-cmd-test calls every query-* command, ours included.
-    for t in pvsched-test qmp-cmd-test; do
-        QTEST_QEMU_BINARY=$QB/qemu-system-x86_64 \
-            "$QB/tests/qtest/$t" --tap -k 2>&1 | tee "$results/$t.tap"
-        count_tap "qtest $t" "$results/$t.tap"
-    done
+    local t=$1
+    QTEST_QEMU_BINARY=$QB/qemu-system-x86_64 \
+        "$QB/tests/qtest/$t" --tap -k 2>&1 | tee "$results/$t.tap"
+    count_tap "qtest $t" "$results/$t.tap"
 }
 
 # A suite that ends with its own "N passed, N failed[, N skipped]" line.
@@ -85,42 +89,84 @@ suite_summary() {
 }
 
 # pvsched off: QEMU still builds, and has neither the device nor the bit.
+NOPV=$B/qemu-nopvsched/qemu-system-x86_64
 build_disabled() {
-    local q=$B/qemu-nopvsched/qemu-system-x86_64 devices
+    local devices
     bash scripts/build-qemu.sh "$B/src" "$B/qemu-nopvsched" -Dpvsched=false ||
         return 1
-    devices=$("$q" -device help) || return 1
+    devices=$("$NOPV" -device help) || return 1
     if grep '"pvsched"' <<< "$devices"; then
         echo "pvsched device present in a -Dpvsched=false build"
         return 1
     fi
+}
+
+# ... and refuses kvm-pvsched=on, which needs KVM to say so.
+disabled_refuses_bit() {
     printf '%s\n' '{"execute": "qmp_capabilities"}' '{"execute": "quit"}' |
-        timeout 60 "$q" -accel kvm -cpu qemu64,kvm-pvsched=on -machine pc -S \
+        timeout 120 "$NOPV" -accel kvm -cpu qemu64,kvm-pvsched=on -machine pc -S \
             -nodefaults -display none -monitor none -qmp stdio 2>&1 |
         tee /dev/stderr |
         grep "doesn't support requested feature.*bit 18" >/dev/null
 }
 
-suite_unit
-suite_qtest
-suite_summary kvm python3 tests/functional/pvsched/run.py
-suite_summary libvirt python3 tests/functional/pvsched/libvirt/test_libvirt.py
-check docs bash scripts/build-docs.sh
-# Benchmarks print numbers, never pass or fail on them: this checks they run.
-check bench-quick python3 bench/run.py --quick
-check build-without-pvsched build_disabled
-# ASan+UBSan QEMU (its own build dir), then the robustness tests on it.
+# The suites that need KVM; where KVM is in the L1 VM, all of them run
+# in one boot of it.
+kvm_suites() {
+    suite_qtest pvsched-test
+    suite_summary kvm python3 tests/functional/pvsched/run.py
+    suite_summary libvirt python3 tests/functional/pvsched/libvirt/test_libvirt.py
+    # Benchmarks print numbers, never pass or fail on them: this checks
+    # they run.
+    check bench-quick python3 bench/run.py --quick
+    check without-pvsched-kvm disabled_refuses_bit
+    suite_summary robust python3 tests/functional/pvsched/robust/run.py
+    # Not run yet: guest/linux/test.py (the Linux guest test).
+}
+
+totals() {
+    echo
+    echo "${1:-}$passed passed, $failed failed, $skipped skipped"
+    [ "$failed" -eq 0 ]
+}
+
+if [ "${1:-}" = --kvm ]; then
+    kvm_suites
+    totals "kvm-suites: "
+    exit
+fi
+
+# The KVM suites, where KVM is: their totals come back in the last line
+# of "run-tests.sh --kvm".  Without that line (an L1 that died or hung,
+# a crash), what ran is lost: counted as one failure, loudly.
+suite_kvm() {
+    local out=$results/kvm-suites.log line p f s
+    bash scripts/with-kvm.sh -- bash scripts/run-tests.sh --kvm 2>&1 | tee "$out"
+    line=$(grep -E '^kvm-suites: [0-9]+ passed' "$out" | tail -n 1)
+    if [ -z "$line" ]; then
+        log "FAILED: the KVM suites did not finish (see above and $out)"
+        add "kvm suites (did not finish)" 0 1 0
+        return
+    fi
+    line=${line#kvm-suites: }
+    read -r p _ f _ s _ <<< "${line//,/}"
+    passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+}
+
+pvsched_kvm_where
+log "KVM suites run $([ "$PVSCHED_KVM_WHERE" = host ] && echo "on this host" ||
+    echo "in an L1 VM"): $PVSCHED_KVM_WHY"
+# What the KVM suites run is built, and what they use is installed, here:
+# an L1 VM has no network, and builds in it would be emulated.
+check test-deps bash scripts/install-deps.sh --test
 check asan-build bash scripts/build-asan.sh
-suite_summary robust python3 tests/functional/pvsched/robust/run.py
+check build-without-pvsched build_disabled
+check bench-build python3 bench/run.py --quick --build-only
+suite_unit
+suite_qtest qmp-cmd-test
+check docs bash scripts/build-docs.sh
 if [ -x scripts/export-series.sh ]; then
     check series bash scripts/check-series.sh
 fi
-# Not run yet: guest/linux/test.py.  On this machine's /dev/kvm (kvm_pvm,
-# native mode) it runs pvinit as PID 1 and passes 21 of 23 checks; the
-# two that fail are real: a task that makes itself SCHED_FIFO while it
-# runs is not boosted until its next context switch (the guest module
-# hooks sched_switch only).  See docs/system/pvsched-linux-guest.rst.
-
-echo
-echo "$passed passed, $failed failed, $skipped skipped"
-[ "$failed" -eq 0 ]
+suite_kvm
+totals
