@@ -76,6 +76,12 @@ static bool is_rt_class(const PvschedPolicySettings *pol)
            pol->boost_class == PVSCHED_BOOST_CLASS_RR;
 }
 
+/* In 64 bits: the properties take up to MAX_US, 1000 s. */
+static int64_t us_to_ns(uint32_t us)
+{
+    return (int64_t)us * SCALE_US;
+}
+
 /* What a boost applies to a vCPU thread, for each class. */
 static PvschedSchedAttr policy_boost_attr(const PvschedPolicySettings *pol)
 {
@@ -93,9 +99,9 @@ static PvschedSchedAttr policy_boost_attr(const PvschedPolicySettings *pol)
     case PVSCHED_BOOST_CLASS_DEADLINE:
         return (PvschedSchedAttr) {
             .policy = PVSCHED_SCHED_DEADLINE,
-            .runtime = pol->dl_runtime_us * SCALE_US,
-            .deadline = pol->dl_deadline_us * SCALE_US,
-            .period = pol->dl_period_us * SCALE_US,
+            .runtime = us_to_ns(pol->dl_runtime_us),
+            .deadline = us_to_ns(pol->dl_deadline_us),
+            .period = us_to_ns(pol->dl_period_us),
         };
     default:
         /* uclamp: the thread keeps its class, only its clamps move. */
@@ -116,8 +122,8 @@ static PvschedBoostConfig policy_to_config(const PvschedPolicySettings *pol)
     };
     PvschedBoostConfig cfg = {
         .mode = modes[pol->mode],
-        .max_boost_ns = pol->max_boost_us * SCALE_US,
-        .cooldown_ns = pol->cooldown_us * SCALE_US,
+        .max_boost_ns = us_to_ns(pol->max_boost_us),
+        .cooldown_ns = us_to_ns(pol->cooldown_us),
     };
 
     /* The bound polices what a guest asks for; static is the host's call. */

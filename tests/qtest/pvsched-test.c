@@ -682,6 +682,92 @@ static void test_static_from_start(void)
     qtest_quit(qts);
 }
 
+/* Microseconds above UINT32_MAX / 1000 must not wrap when made ns. */
+#define US_PAST_U32_NS 4294968
+
+static const char *vcpu_status(QTestState *qts, int cpu)
+{
+    QDict *v = vcpu_state(qts, cpu);
+    const char *status = g_intern_string(qdict_get_str(v, "status"));
+
+    qobject_unref(v);
+    return status;
+}
+
+/* Leave the guest until the vCPU is no longer boosted, or give up. */
+static const char *exit_until_unboosted(QTestState *qts, int cpu)
+{
+    int i;
+
+    for (i = 0; i < 100; i++) {
+        vm_exit(qts, cpu);
+        if (strcmp(vcpu_status(qts, cpu), "boosted")) {
+            break;
+        }
+        g_usleep(1000);
+    }
+    return vcpu_status(qts, cpu);
+}
+
+static QTestState *boost_vcpu0(const char *policy)
+{
+    g_autofree char *args = g_strdup_printf(
+        "-machine pc -smp 1 -m 128M -cpu qemu64 "
+        "-object pvsched-policy,id=pol0,boost-priority=8,%s "
+        "-device pvsched,policy=pol0,x-qtest=on", policy);
+    QTestState *qts = qtest_init(args);
+
+    g_assert_true(wrmsr(qts, 0, AREA0 | MSR_ENABLE));
+    qtest_writeb(qts, AREA0 + 8, REQ_BOOST);
+    vm_exit(qts, 0);
+    g_assert_cmpstr(vcpu_status(qts, 0), ==, "boosted");
+    return qts;
+}
+
+/* A 4.3 s bound is not spent within 0.1 s of boosted time. */
+static void test_large_max_boost(void)
+{
+    g_autofree char *pol = g_strdup_printf("max-boost-us=%d",
+                                           US_PAST_U32_NS);
+    QTestState *qts = boost_vcpu0(pol);
+    QDict *rsp;
+    int i;
+
+    for (i = 0; i < 100; i++) {
+        vm_exit(qts, 0);
+        g_usleep(1000);
+    }
+    g_assert_cmpstr(vcpu_status(qts, 0), ==, "boosted");
+    rsp = query(qts);
+    g_assert_cmpint(qdict_get_int(qdict_get_qdict(qdict_get_qdict(rsp,
+                    "return"), "policy"), "max-boost-us"), ==, US_PAST_U32_NS);
+    qobject_unref(rsp);
+    qtest_quit(qts);
+}
+
+/* A 4.3 s cooldown is not over 0.1 s after the bound tripped. */
+static void test_large_cooldown(void)
+{
+    g_autofree char *pol = g_strdup_printf("max-boost-us=1,cooldown-us=%d",
+                                           US_PAST_U32_NS);
+    QTestState *qts = boost_vcpu0(pol);
+    QDict *v;
+    int i;
+
+    g_assert_cmpstr(exit_until_unboosted(qts, 0), ==, "throttled");
+    for (i = 0; i < 100; i++) {
+        vm_exit(qts, 0);
+        g_usleep(1000);
+    }
+    /* The guest still asks: not one boost more. */
+    v = vcpu_state(qts, 0);
+    g_assert_cmpstr(qdict_get_str(v, "status"), ==, "throttled");
+    g_assert_cmpint(qdict_get_int(v, "boosts"), ==, 1);
+    g_assert_cmpint(qdict_get_int(v, "throttles"), ==, 1);
+    qobject_unref(v);
+    qtest_quit(qts);
+}
+
 static int area_events(QTestState *qts, int cpu, int *last_registered)
 {
     QDict *ev;
@@ -758,5 +844,7 @@ int main(int argc, char **argv)
     qtest_add_func("/pvsched/msr/boost", test_boost_through_the_area);
     qtest_add_func("/pvsched/lifecycle/reset", test_reset);
     qtest_add_func("/pvsched/events/rate-limit", test_event_rate_limit);
+    qtest_add_func("/pvsched/policy/large-max-boost", test_large_max_boost);
+    qtest_add_func("/pvsched/policy/large-cooldown", test_large_cooldown);
     return g_test_run();
 }
