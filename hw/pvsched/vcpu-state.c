@@ -68,6 +68,8 @@ static int boost(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
     st->saved = saved;
     st->applied = attr;
     st->boost_cpu_ns = be->thread_cpu_ns(be->opaque);
+    st->bound_cpu_ns = st->boost_cpu_ns;
+    st->bounded = cfg->max_boost_ns != 0;
     st->boosted = true;
     st->boosts++;
     return 0;
@@ -166,11 +168,24 @@ static void follow_mode_unregistered(PvschedVcpuState *st,
     }
 }
 
+/*
+ * A boost that had no bound (static mode, max_boost_ns 0) gets one when
+ * the policy changes: it counts from then.  Holding the time boosted
+ * before against the guest would throttle every such vCPU at once.
+ */
 static bool over_bound(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
                        const PvschedBackend *be)
 {
-    return cfg->max_boost_ns &&
-           be->thread_cpu_ns(be->opaque) - st->boost_cpu_ns >
+    if (!cfg->max_boost_ns) {
+        st->bounded = false;
+        return false;
+    }
+    if (!st->bounded) {
+        st->bound_cpu_ns = be->thread_cpu_ns(be->opaque);
+        st->bounded = true;
+        return false;
+    }
+    return be->thread_cpu_ns(be->opaque) - st->bound_cpu_ns >
            cfg->max_boost_ns;
 }
 

@@ -47,7 +47,7 @@ static void bound_check(void *opaque)
         return;
     }
     left = cfg.max_boost_ns -
-           (vcpu_cpu_ns(v) - qatomic_read(&v->st.boost_cpu_ns));
+           (vcpu_cpu_ns(v) - qatomic_read(&v->st.bound_cpu_ns));
     if (left < 0) {
         trace_pvsched_bound_kick(v->index, -left);
         qemu_cpu_kick(qemu_get_cpu(v->index));

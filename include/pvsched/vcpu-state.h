@@ -35,6 +35,8 @@ typedef struct PvschedVcpuState {
     PvschedSchedAttr saved;     /* the thread's own attributes, at boost */
     PvschedSchedAttr applied;   /* what the thread has now, as we set it */
     int64_t boost_cpu_ns;       /* thread CPU clock when boosted */
+    bool bounded;               /* the boost is under max_boost_ns... */
+    int64_t bound_cpu_ns;       /* ...since this thread CPU clock */
     int64_t cooldown_end_ns;    /* monotonic; end of THROTTLED */
     uint64_t boosts;
     uint64_t unboosts;

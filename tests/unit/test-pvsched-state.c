@@ -238,6 +238,48 @@ static void test_unbounded(Fixture *f, gconstpointer data)
     g_assert_cmpuint(f->st.status, ==, PVSCHED_STATUS_BOOSTED);
 }
 
+/*
+ * A bound that appears under a boost counts from then: the CPU time the
+ * vCPU spent boosted without one must not throttle it at once.
+ */
+static void assert_bound_counts_from_now(Fixture *f)
+{
+    f->cfg.mode = PVSCHED_STATE_DYNAMIC;
+    f->cfg.max_boost_ns = 3000 * US;
+    g_assert_false(update(f, PVSCHED_REQ_BOOST));
+    g_assert_cmpuint(f->st.status, ==, PVSCHED_STATUS_BOOSTED);
+    f->t.cpu_ns += 3000 * US;
+    g_assert_false(update(f, PVSCHED_REQ_BOOST));
+    g_assert_cmpuint(f->st.status, ==, PVSCHED_STATUS_BOOSTED);
+    f->t.cpu_ns += 1;
+    g_assert_true(update(f, PVSCHED_REQ_BOOST));
+    g_assert_cmpuint(f->st.status, ==, PVSCHED_STATUS_THROTTLED);
+    /* All the boosted time is accounted, bounded or not. */
+    g_assert_cmpint(f->st.boosted_cpu_ns, ==, 10000 * US + 3000 * US + 1);
+}
+
+static void test_bound_from_unbounded(Fixture *f, gconstpointer data)
+{
+    f->cfg.max_boost_ns = 0;
+    enable_and_boost(f);
+    f->t.cpu_ns += 10000 * US;
+    g_assert_false(update(f, PVSCHED_REQ_BOOST));
+    assert_bound_counts_from_now(f);
+}
+
+static void test_bound_from_static(Fixture *f, gconstpointer data)
+{
+    /* As the policy object gives it: static mode has no bound. */
+    f->cfg.mode = PVSCHED_STATE_STATIC;
+    f->cfg.max_boost_ns = 0;
+    g_assert_true(pvsched_state_enable(&f->st, &f->cfg, &f->be));
+    g_assert_true(update(f, PVSCHED_REQ_NONE));
+    g_assert_cmpuint(f->st.status, ==, PVSCHED_STATUS_BOOSTED);
+    f->t.cpu_ns += 10000 * US;
+    g_assert_false(update(f, PVSCHED_REQ_NONE));
+    assert_bound_counts_from_now(f);
+}
+
 static void test_disable_unboosts(Fixture *f, gconstpointer data)
 {
     enable_and_boost(f);
@@ -358,6 +400,8 @@ int main(int argc, char **argv)
     ADD("bound-throttle-cooldown", test_bound_throttles_then_cooldown);
     ADD("cooldown-ends-normal", test_cooldown_ends_in_normal);
     ADD("unbounded", test_unbounded);
+    ADD("bound-from-unbounded", test_bound_from_unbounded);
+    ADD("bound-from-static", test_bound_from_static);
     ADD("disable-unboosts", test_disable_unboosts);
     ADD("reenable-unboosts", test_reenable_unboosts);
     ADD("mode-static-off", test_mode_static_and_off);
