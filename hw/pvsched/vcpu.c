@@ -15,8 +15,25 @@
 
 static const PvschedBackend *backend = &pvsched_host_backend;
 
-/* Past the bound, how soon to look again if the kick has not landed. */
-#define KICK_RETRY_NS (50 * SCALE_US)
+/*
+ * The budget cannot be spent faster than real time, so now + left is the
+ * earliest the bound can run out.  But a halted or stopped vCPU spends
+ * nothing and left stays where it is: polling at now + left would wake
+ * the main loop, which runs above every vCPU, at 1/left Hz for as long
+ * as the vCPU sleeps, and spin at left == 0.  The floor is the precision
+ * of the bound: a vCPU that runs again overruns it by at most this much
+ * before it is kicked, and the main loop wakes at most this often.
+ */
+#define BOUND_POLL_MIN_NS (100 * SCALE_US)
+
+/*
+ * A kick is not lost: it stays pending until the vCPU next enters
+ * KVM_RUN, which then returns at once and the vCPU throttles itself.  A
+ * vCPU still boosted after a kick has not been back in the guest since
+ * (a stopped VM, say), so the kick is resent as a safety net only, less
+ * and less often.
+ */
+#define BOUND_KICK_RETRY_MAX_NS (10 * SCALE_MS)
 
 static int64_t vcpu_cpu_ns(PvschedVcpu *v)
 {
@@ -37,23 +54,29 @@ static void bound_check(void *opaque)
 {
     PvschedVcpu *v = opaque;
     PvschedBoostConfig cfg;
-    int64_t left;
+    int64_t left, next;
 
     if (qatomic_read(&v->st.status) != PVSCHED_STATUS_BOOSTED) {
+        v->kick_retry_ns = 0;
         return;
     }
     pvsched_policy_get_config(v->policy, &cfg);
     if (!cfg.max_boost_ns) {
+        v->kick_retry_ns = 0;
         return;
     }
     left = cfg.max_boost_ns -
            (vcpu_cpu_ns(v) - qatomic_read(&v->st.bound_cpu_ns));
-    if (left < 0) {
+    if (left >= 0) {
+        v->kick_retry_ns = 0;
+        next = MAX(left, BOUND_POLL_MIN_NS);
+    } else {
         trace_pvsched_bound_kick(v->index, -left);
         qemu_cpu_kick(qemu_get_cpu(v->index));
-        left = KICK_RETRY_NS;
+        next = v->kick_retry_ns ?: BOUND_POLL_MIN_NS;
+        v->kick_retry_ns = MIN(next * 2, BOUND_KICK_RETRY_MAX_NS);
     }
-    timer_mod(v->bound_timer, qemu_clock_get_ns(QEMU_CLOCK_REALTIME) + left);
+    timer_mod(v->bound_timer, qemu_clock_get_ns(QEMU_CLOCK_REALTIME) + next);
 }
 
 void pvsched_vcpu_init(PvschedVcpu *v, int index, PvschedPolicy *policy)

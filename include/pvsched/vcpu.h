@@ -23,6 +23,7 @@ typedef struct PvschedVcpu {
     PvschedVcpuState st;
     bool warned;                /* about a failed scheduling change */
     QEMUTimer *bound_timer;     /* polices max-boost-us; main loop */
+    int64_t kick_retry_ns;      /* next resend of a kick; main loop */
     clockid_t cpu_clock;        /* the vCPU thread's CPU-time clock */
 } PvschedVcpu;
 

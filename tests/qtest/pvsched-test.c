@@ -768,6 +768,40 @@ static void test_large_cooldown(void)
     qtest_quit(qts);
 }
 
+/*
+ * A boosted vCPU over its bound that does not run (halted, stopped; here
+ * the x-qtest vCPU, which only runs when told to) is kicked, but the main
+ * loop must not keep waking to kick it again at a high rate.
+ */
+static void test_bound_kick_backoff(void)
+{
+    g_autofree char *log = NULL;
+    g_autofree char *text = NULL;
+    g_autofree char *pol = NULL;
+    QTestState *qts;
+    int fd, kicks = 0;
+    const char *p;
+
+    fd = g_file_open_tmp("pvsched-test-trace-XXXXXX", &log, NULL);
+    g_assert_cmpint(fd, >=, 0);
+    close(fd);
+    pol = g_strdup_printf("max-boost-us=1 -trace pvsched_bound_kick -D %s",
+                          log);
+    qts = boost_vcpu0(pol);
+    g_usleep(500 * 1000);
+    g_assert_cmpstr(vcpu_status(qts, 0), ==, "boosted");
+    qtest_quit(qts);
+
+    g_assert_true(g_file_get_contents(log, &text, NULL, NULL));
+    unlink(log);
+    for (p = text; (p = strstr(p, "pvsched_bound_kick")); p++) {
+        kicks++;
+    }
+    g_test_message("%d kicks in 0.5 s", kicks);
+    g_assert_cmpint(kicks, >=, 1);
+    g_assert_cmpint(kicks, <=, 200);
+}
+
 static int area_events(QTestState *qts, int cpu, int *last_registered)
 {
     QDict *ev;
@@ -846,5 +880,6 @@ int main(int argc, char **argv)
     qtest_add_func("/pvsched/events/rate-limit", test_event_rate_limit);
     qtest_add_func("/pvsched/policy/large-max-boost", test_large_max_boost);
     qtest_add_func("/pvsched/policy/large-cooldown", test_large_cooldown);
+    qtest_add_func("/pvsched/bound/kick-backoff", test_bound_kick_backoff);
     return g_test_run();
 }
