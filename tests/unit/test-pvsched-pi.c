@@ -10,6 +10,7 @@
  */
 
 #include "qemu/osdep.h"
+#include <dlfcn.h>
 #include "qemu/thread.h"
 
 #define WAITER_RT_PRIO 10
@@ -117,11 +118,58 @@ static void test_plain_mutex_inverts(void)
     g_assert_cmpint(holder_prio_while_waited_for(false), ==, NORMAL_PRIO);
 }
 
+/*
+ * A host kernel without PI futexes, as glibc reports it: it accepts
+ * PTHREAD_PRIO_INHERIT in the attribute and refuses the mutex with
+ * ENOTSUP from pthread_mutex_init().  The test binary's definition
+ * takes the place of libc's for qemu-thread-posix.c.
+ */
+static bool no_pi_futex;
+
+int pthread_mutex_init(pthread_mutex_t *mutex,
+                       const pthread_mutexattr_t *attr)
+{
+    static int (*real_init)(pthread_mutex_t *, const pthread_mutexattr_t *);
+    const int no_pi = ENOTSUP;  /* positive, as pthread calls return it */
+    int protocol;
+
+    if (no_pi_futex && attr &&
+        pthread_mutexattr_getprotocol(attr, &protocol) == 0 &&
+        protocol == PTHREAD_PRIO_INHERIT) {
+        return no_pi;
+    }
+    if (!real_init) {
+        real_init = dlsym(RTLD_NEXT, "pthread_mutex_init");
+        g_assert_nonnull(real_init);
+    }
+    return real_init(mutex, attr);
+}
+
+/* Without PI futexes a PI mutex is a plain one, not an abort. */
+static void test_pi_mutex_without_pi_futex(void)
+{
+    QemuMutex m;
+
+    if (g_test_subprocess()) {
+        no_pi_futex = true;
+        qemu_mutex_init_pi(&m);
+        qemu_mutex_lock(&m);
+        g_assert_false(qemu_mutex_trylock(&m) == 0);
+        qemu_mutex_unlock(&m);
+        qemu_mutex_destroy(&m);
+        return;
+    }
+    g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+    g_test_trap_assert_passed();
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/pvsched/pi/pi-mutex-inherits", test_pi_mutex_inherits);
     g_test_add_func("/pvsched/pi/plain-mutex-inverts",
                     test_plain_mutex_inverts);
+    g_test_add_func("/pvsched/pi/without-pi-futex",
+                    test_pi_mutex_without_pi_futex);
     return g_test_run();
 }
