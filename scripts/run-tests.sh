@@ -20,16 +20,24 @@ passed=0 failed=0 skipped=0
 results=$B/test-results
 mkdir -p "$results"
 
-# Fold a suite's TAP output (GTest --tap) into the totals.
+# Fold a suite's TAP output (GTest --tap) into the totals.  A binary that
+# exits non-zero (an abort ends a GTest run: the cases after it never
+# run) or stops short of its plan has failed, whatever its "ok" lines say.
 count_tap() {
-    local name=$1 file=$2 p f s
+    local name=$1 file=$2 rc=$3 p f s plan ran
     p=$(grep -cE '^ok ' "$file")
     s=$(grep -cE '^ok .*# SKIP' "$file")
     f=$(grep -cE '^not ok ' "$file")
+    plan=$(sed -n 's/^1\.\.\([0-9]*\)$/\1/p' "$file" | tail -n 1)
+    ran=$((p + f))
     p=$((p - s))
     if [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then
         f=1     # a suite that ran no test has failed
         log "$name: ran no test"
+    elif [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] ||
+         { [ -n "$plan" ] && [ "$ran" -lt "$plan" ]; }; then
+        f=$((f + 1))
+        log "FAILED: $name: exit status $rc after $ran of ${plan:-?} cases"
     fi
     add "$name" "$p" "$f" "$s"
 }
@@ -57,7 +65,7 @@ suite_unit() {
     for t in test-pvsched-state test-pvsched-host test-pvsched-pi \
              test-seccomp; do
         "$QB/tests/unit/$t" --tap -k 2>&1 | tee "$results/$t.tap"
-        count_tap "unit $t" "$results/$t.tap"
+        count_tap "unit $t" "$results/$t.tap" "${PIPESTATUS[0]}"
     done
 }
 
@@ -65,7 +73,7 @@ suite_qtest() {
     local t=$1
     QTEST_QEMU_BINARY=$QB/qemu-system-x86_64 \
         "$QB/tests/qtest/$t" --tap -k 2>&1 | tee "$results/$t.tap"
-    count_tap "qtest $t" "$results/$t.tap"
+    count_tap "qtest $t" "$results/$t.tap" "${PIPESTATUS[0]}"
 }
 
 # A suite that ends with its own "N passed, N failed[, N skipped]" line.
