@@ -14,8 +14,9 @@ the vCPU thread really is SCHED_FIFO 8 (boosted) or back to SCHED_OTHER,
 then destroys and undefines the domain.
 
 Whatever happens, it destroys and undefines the domain, puts back
-/etc/libvirt/qemu.conf and the QEMU binary's file capability as it found
-them, and stops the daemons it started.  Every blocking step has a timeout
+/etc/libvirt/qemu.conf as it found it, and stops the daemons it started.
+The file capability goes on a copy of QEMU that the test installs in its
+own temporary directory: the build tree is never changed.  Every blocking step has a timeout
 and a watchdog bounds the whole run.
 
 Prints one line per check (PASS/FAIL/SKIP) and ends with exactly one line
@@ -393,24 +394,17 @@ class LibvirtTest:
         conf_mode = stat.S_IMODE(os.stat(QEMU_CONF).st_mode)
         self.qemu_user = qemu_conf_user(conf.decode())
 
-        # 1. The binary's file capabilities are put back as found.
-        self.binary = binary = os.path.realpath(QEMU)
-        before = run(['getcap', binary]).stdout.strip()
-        before_caps = before.split(None, 1)[1] if ' ' in before else ''
-
-        def restore_cap():
-            if before_caps:
-                run(['setcap', before_caps, binary])
-            else:
-                run(['setcap', '-r', binary])
-            now = run(['getcap', binary]).stdout.strip()
-            now_caps = now.split(None, 1)[1] if ' ' in now else ''
-            if now_caps != before_caps:
-                raise RuntimeError(f'{binary}: {now_caps or "none"}, was '
-                                   f'{before_caps or "none"}')
-            return f'{binary}: {now_caps or "no file capability"}, as before'
-        self.undo.append(('file capability', restore_cap))
-        self.before_caps = before_caps
+        # 1. QEMU installed where the test owns it, as a packaged QEMU
+        #    would be: the file capability goes on that copy, so the
+        #    build tree is never changed, and it works where the build
+        #    tree's filesystem has no file capabilities (9p in the L1 VM).
+        #    Its firmware path is absolute, so the copy finds it.
+        bindir = os.path.join(self.tmp, 'bin')
+        os.makedirs(bindir)
+        os.chmod(self.tmp, 0o755)
+        self.binary = os.path.join(bindir, os.path.basename(QEMU))
+        shutil.copy2(os.path.realpath(QEMU), self.binary)
+        self.before_caps = ''
 
         # 2. RT group scheduling: keep QEMU's threads out of cpu cgroups
         #    that have no real-time runtime.
@@ -458,12 +452,13 @@ class LibvirtTest:
                            f'group {grp.getgrgid(os.stat("/dev/kvm").st_gid).gr_name}')
 
         # 4. The qemu user must reach the binary and the kernel.
-        p = run(['runuser', '-u', self.qemu_user, '--', 'test', '-x', QEMU,
-                 '-a', '-r', GUEST])
+        p = run(['runuser', '-u', self.qemu_user, '--', 'test', '-x',
+                 self.binary, '-a', '-r', GUEST])
         ok &= self.r.check(f'host: {self.qemu_user} can run QEMU and read '
                            'the guest', p.returncode == 0,
                            'yes' if p.returncode == 0 else
-                           f'make every directory above {QEMU} and {GUEST} '
+                           f'make every directory above {self.binary} and '
+                           f'{GUEST} '
                            f'searchable (o+x) by {self.qemu_user}')
         return ok
 
@@ -605,20 +600,21 @@ class LibvirtTest:
 
     def libvirt_accepts_qemu(self):
         """libvirt probes the binary (-machine none -qmp, many query-*)."""
-        p = virsh('domcapabilities', '--emulatorbin', QEMU, '--virttype',
-                  'kvm', '--arch', 'x86_64', timeout=120)
+        p = virsh('domcapabilities', '--emulatorbin', self.binary,
+                  '--virttype', 'kvm', '--arch', 'x86_64', timeout=120)
         m = re.search(r'<machine>([^<]+)</machine>', p.stdout)
         return self.r.check('libvirt accepts the QEMU build (domcapabilities)',
                             p.returncode == 0 and m is not None,
                             f'machine {m.group(1)}' if m else
-                            f'libvirt could not probe {QEMU}: {out(p)}')
+                            f'libvirt could not probe {self.binary}: '
+                            f'{out(p)}')
 
     def domain_xml(self):
         ET.register_namespace('qemu', QEMU_NS)
         tree = ET.parse(XML)
         dom = tree.getroot()
         dom.find('name').text = DOMAIN
-        dom.find('devices/emulator').text = os.path.abspath(QEMU)
+        dom.find('devices/emulator').text = self.binary
         dom.find('os/kernel').text = os.path.abspath(GUEST)
         dom.find("devices/serial[@type='unix']/source").set(
             'path', self.serial_path)
