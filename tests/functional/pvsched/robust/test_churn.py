@@ -89,7 +89,8 @@ class ChurnTest(RobustTestCase):
                              capture_output=True, text=True, timeout=120)
         m = re.search(r'^\$1 = (\d+)$', out.stdout, re.M)
         self.assertIsNotNone(m, f'gdb could not read {REF_EXPR}:\n'
-                             f'{out.stdout[-2000:]}\n{out.stderr[-2000:]}')
+                             f'{out.stdout[-2000:]}\n{out.stderr[-2000:]}' +
+                             vm.report())
         return int(m[1])
 
     def check_fresh(self, vm, tids, cycle):

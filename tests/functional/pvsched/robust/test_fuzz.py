@@ -11,7 +11,7 @@ query-pvsched agrees with the guest's view of every vCPU (registered,
 area), no sanitizer report, no error output.
 
 Environment:
-  PVSCHED_FUZZ_OPS   total ops over all vCPUs (default 100000, the CI
+  PVSCHED_FUZZ_OPS   total ops over all vCPUs (default 30000, the CI
                      count; a long run: PVSCHED_FUZZ_OPS=2000000)
   PVSCHED_FUZZ_SEED  the seed to replay (default: a new one per run)
   PVSCHED_FUZZ_SMP   vCPUs (default 4; the guest handles up to 8)
@@ -31,15 +31,18 @@ import time
 import sanitizers
 from sanitizers import RobustTestCase
 
-CI_OPS = 100000
+# The CI count: sized for the L1 VM (scripts/l1), where make check runs
+# it on hosts without hardware KVM; a long run sets PVSCHED_FUZZ_OPS.
+CI_OPS = 30000
 # pvsched_vm gives every VM -m 128M; the guest's model must know it.
 RAM_MB = 128
-# Measured on this project's nested-KVM host (guest code emulated), ASan
-# build, 4 vCPUs on 2 host CPUs: 100,000 ops in 33 s boot included, about
-# half that rate while other builds load the machine.  The bound allows
-# 10x slower, so a slow CI machine passes and a stuck vCPU still fails
-# well before the suite's own patience ends.
-OPS_PER_S_FLOOR = 300
+# Not a performance claim, a hang detector.  Measured, ASan build, 4 vCPUs
+# on 2 CPUs: ~3000 ops/s boot included on a kvm_pvm host (guest code
+# emulated); 199 ops/s boot included in the L1 VM, where every MSR exit
+# goes through nested SVM under TCG.  The bound allows 2x slower than the
+# L1, so a loaded machine passes and a stuck vCPU still fails well before
+# the suite's own patience ends.
+OPS_PER_S_FLOOR = 100
 BOOT_S = 60
 
 FUZZ_RE = re.compile(r'^FUZZ cpu=(\d+) (.*)$')
