@@ -724,6 +724,17 @@ static QTestState *boost_vcpu0(const char *policy)
     return qts;
 }
 
+/* vCPU 0 exits to QEMU every millisecond, for about 0.1 s. */
+static void exit_for_100ms(QTestState *qts)
+{
+    int i;
+
+    for (i = 0; i < 100; i++) {
+        vm_exit(qts, 0);
+        g_usleep(1000);
+    }
+}
+
 /* A 4.3 s bound is not spent within 0.1 s of boosted time. */
 static void test_large_max_boost(void)
 {
@@ -731,12 +742,8 @@ static void test_large_max_boost(void)
                                            US_PAST_U32_NS);
     QTestState *qts = boost_vcpu0(pol);
     QDict *rsp;
-    int i;
 
-    for (i = 0; i < 100; i++) {
-        vm_exit(qts, 0);
-        g_usleep(1000);
-    }
+    exit_for_100ms(qts);
     g_assert_cmpstr(vcpu_status(qts, 0), ==, "boosted");
     rsp = query(qts);
     g_assert_cmpint(qdict_get_int(qdict_get_qdict(qdict_get_qdict(rsp,
@@ -752,13 +759,9 @@ static void test_large_cooldown(void)
                                            US_PAST_U32_NS);
     QTestState *qts = boost_vcpu0(pol);
     QDict *v;
-    int i;
 
     g_assert_cmpstr(exit_until_unboosted(qts, 0), ==, "throttled");
-    for (i = 0; i < 100; i++) {
-        vm_exit(qts, 0);
-        g_usleep(1000);
-    }
+    exit_for_100ms(qts);
     /* The guest still asks: not one boost more. */
     v = vcpu_state(qts, 0);
     g_assert_cmpstr(qdict_get_str(v, "status"), ==, "throttled");
