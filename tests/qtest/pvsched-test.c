@@ -212,6 +212,29 @@ static void test_cpuid_property(void)
     qtest_quit(qts);
 }
 
+/*
+ * -cpu host and -cpu max enable what the accelerator supports, and the bit
+ * is reported as supported: without -device pvsched a guest would see the
+ * feature, write the MSR and get #GP from KVM.  Only kvm-pvsched=on sets it.
+ */
+static void test_cpuid_not_autoenabled(void)
+{
+    const char *models[] = { "host", "max" };
+    int i;
+
+    for (i = 0; i < ARRAY_SIZE(models); i++) {
+        g_autofree char *args = g_strdup_printf("-accel kvm -cpu %s",
+                                                models[i]);
+        QTestState *qts = qtest_init(args);
+
+        g_test_message("-cpu %s", models[i]);
+        g_assert_false(qtest_qom_get_bool(qts,
+                                          "/machine/unattached/device[0]",
+                                          "kvm-pvsched"));
+        qtest_quit(qts);
+    }
+}
+
 /* Without CAP_SYS_NICE and with RLIMIT_RTPRIO 0: refuse, and say why. */
 static void test_policy_needs_permission(void)
 {
@@ -879,6 +902,7 @@ int main(int argc, char **argv)
     qtest_add_func("/pvsched/policy/properties", test_policy_properties);
     qtest_add_func("/pvsched/policy/defaults", test_policy_defaults);
     add_kvm_func("/pvsched/cpu/kvm-pvsched", test_cpuid_property);
+    add_kvm_func("/pvsched/cpu/not-autoenabled", test_cpuid_not_autoenabled);
     qtest_add_func("/pvsched/policy/needs-permission",
                    test_policy_needs_permission);
     qtest_add_func("/pvsched/qmp/query-no-device", test_query_no_device);
