@@ -6,7 +6,7 @@
 #include "tsc.h"
 
 #define DEBUG_EXIT_PORT 0xf4
-#define DETAIL_MAX      160
+#define DETAIL_MAX      256
 
 static volatile uint32_t n_pass, n_fail;
 

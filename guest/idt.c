@@ -59,6 +59,16 @@ void exc_dispatch(struct exc_frame *f)
         f->eip += 2;
         return;
     }
-    check_fatal("exception", "vec=%u eip=%x err=%x cpu=%u", f->vector,
-                f->eip, f->error, this_cpu());
+    /*
+     * Same privilege level: the CPU pushed no esp, so the interrupted
+     * stack starts right after the frame.  Its top words name the
+     * caller when a bad pointer was called or returned to.
+     */
+    const uint32_t *sp = (const uint32_t *)(f + 1);
+
+    check_fatal("exception", "vec=%u eip=%x err=%x cpu=%u esp=%x "
+                "stack=%x,%x,%x,%x eax=%x ebx=%x ecx=%x edx=%x esi=%x "
+                "edi=%x ebp=%x", f->vector, f->eip, f->error, this_cpu(),
+                (uint32_t)sp, sp[0], sp[1], sp[2], sp[3], f->eax, f->ebx,
+                f->ecx, f->edx, f->esi, f->edi, f->ebp);
 }
