@@ -186,6 +186,34 @@ def read_sched(pid, tid, tries=200):
     return _read_sched(pid, tid)
 
 
+def threads_table(pid):
+    """One line per thread of process pid: what it is doing and under
+    which policy, for failure reports (a stuck vCPU: sleeping in the
+    kernel, runnable but starved, or spinning?)."""
+    lines = []
+    for tid in sorted(map(int, os.listdir(f'/proc/{pid}/task'))):
+        base = f'/proc/{pid}/task/{tid}'
+        try:
+            with open(f'{base}/comm') as f:
+                comm = f.read().strip()
+            with open(f'{base}/stat') as f:
+                state = f.read().rsplit(')', 1)[1].split()[0]
+            with open(f'{base}/wchan') as f:
+                wchan = f.read().strip() or '-'
+            with open(f'{base}/schedstat') as f:
+                run_ns, wait_ns, _ = map(int, f.read().split())
+            policy = os.sched_getscheduler(tid) & ~os.SCHED_RESET_ON_FORK
+            prio = os.sched_getparam(tid).sched_priority
+            nice = os.getpriority(os.PRIO_PROCESS, tid)
+        except (OSError, ValueError):
+            continue                    # the thread ended meanwhile
+        lines.append(f'{tid:>7} {comm:<16} {state} {wchan:<24} '
+                     f'{POLICY_NAMES.get(policy, policy)} rt={prio} '
+                     f'nice={nice} cpu={run_ns / 1e9:.3f}s '
+                     f'waited={wait_ns / 1e9:.3f}s')
+    return '\n'.join(lines)
+
+
 class PiBoosted(AssertionError):
     """/proc's priority is above the thread's own: inherited, for now."""
 
@@ -425,11 +453,14 @@ class PvschedVM:
                 pass
         code = self.proc.poll()
         unread = self._sbuf.decode('ascii', 'replace')
+        threads = ''
+        if code is None:
+            threads = '\n--- QEMU threads ---\n' + threads_table(self.pid)
         return ('\n--- guest serial ---\n' + '\n'.join(self.transcript) +
                 ('\n(not yet read:)\n' + unread if unread else '') +
                 '\n--- QEMU stderr ---\n' + self.stderr() +
                 '--- QEMU ' + ('still running' if code is None else
-                               f'exit status {code}') + ' ---')
+                               f'exit status {code}') + ' ---' + threads)
 
     # ---- QMP ---------------------------------------------------------------
 
