@@ -339,7 +339,12 @@ class QmpAbuseTest(RobustTestCase):
                          f'stuck (deadlock?) {JOIN_S} s after its stop' +
                          vm.report())
         self.assertEqual(querier.problems, [], vm.report())
-        vm.wait_for('rung', 0, timeout=60)
+        try:
+            vm.wait_for('rung', 0, timeout=60)
+        except pvsched_vm.GuestProtocolError as e:
+            raise AssertionError(f'the ring did not stop under the last '
+                                 f'accepted policy {raw} (seed {seed}): '
+                                 f'{e}') from None
         ring = {int(m[1]): dict(w.split('=', 1) for w in m[2].split())
                 for m in map(RING_RE.match, vm.transcript) if m}
 
