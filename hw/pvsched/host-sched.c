@@ -10,6 +10,7 @@
 #include "qemu/osdep.h"
 #include <sys/syscall.h>
 #include "pvsched/sched-attr.h"
+#include "trace.h"
 
 
 /* The kernel's struct sched_attr, SCHED_ATTR_SIZE_VER1. */
@@ -67,10 +68,13 @@ static int host_set(const PvschedSchedAttr *attr, void *opaque)
         .sched_util_max = attr->util_max,
     };
 
-    if (syscall(SYS_sched_setattr, 0, &k, 0) < 0) {
-        return -errno;
-    }
-    return 0;
+    int ret = syscall(SYS_sched_setattr, 0, &k, 0) < 0 ? -errno : 0;
+
+    /* Which thread changed, and in which order: see the policy changes. */
+    trace_pvsched_sched_set(qemu_get_thread_id(),
+                            pvsched_policy_name(attr->policy),
+                            attr->priority, ret);
+    return ret;
 }
 
 static int64_t clock_ns(clockid_t clk)
