@@ -8,7 +8,10 @@
 
 #include "qemu/osdep.h"
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include "libqtest.h"
+#include "qemu/cutils.h"
 #include "qobject/qdict.h"
 #include "qobject/qlist.h"
 #include "qobject/qjson.h"
@@ -868,6 +871,145 @@ static void test_event_rate_limit(void)
     qtest_quit(qts);
 }
 
+/*
+ * Threads as the kernel has them, read (and, to set up a case, changed)
+ * from outside QEMU with the kernel's struct sched_attr.
+ */
+struct test_sched_attr {
+    uint32_t size;
+    uint32_t policy;
+    uint64_t flags;
+    int32_t nice;
+    uint32_t priority;
+    uint64_t runtime, deadline, period;
+};
+
+static int set_thread_fifo(int tid, int prio)
+{
+    struct test_sched_attr a = {
+        .size = sizeof(a),
+        .policy = prio ? SCHED_FIFO : SCHED_OTHER,
+        .priority = prio,
+    };
+
+    return syscall(SYS_sched_setattr, tid, &a, 0) < 0 ? -errno : 0;
+}
+
+static int vcpu_tid(QTestState *qts, int cpu)
+{
+    QDict *rsp = qtest_qmp(qts, "{'execute': 'query-cpus-fast'}");
+    QListEntry *e;
+    int tid = 0;
+
+    QLIST_FOREACH_ENTRY(qdict_get_qlist(rsp, "return"), e) {
+        QDict *c = qobject_to(QDict, qlist_entry_obj(e));
+
+        if (qdict_get_int(c, "cpu-index") == cpu) {
+            tid = qdict_get_int(c, "thread-id");
+        }
+    }
+    qobject_unref(rsp);
+    g_assert_cmpint(tid, >, 0);
+    return tid;
+}
+
+static int effective_prio(int pid, int tid)
+{
+    g_autofree char *path = g_strdup_printf("/proc/%d/task/%d/sched", pid,
+                                            tid);
+    g_autofree char *sched = NULL;
+    char *line;
+
+    g_assert_true(g_file_get_contents(path, &sched, NULL, NULL));
+    line = strstr(sched, "\nprio");
+    g_assert_nonnull(line);
+    return atoi(strchr(line, ':') + 1);
+}
+
+/* The system call a thread is blocked in, -1 if it runs. */
+static long blocked_in(int pid, int tid)
+{
+    g_autofree char *path = g_strdup_printf("/proc/%d/task/%d/syscall",
+                                            pid, tid);
+    g_autofree char *text = NULL;
+    const char *end;
+    long nr;
+
+    g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+    if (g_str_has_prefix(text, "running")) {
+        return -1;
+    }
+    g_assert_cmpint(qemu_strtol(text, &end, 10, &nr), ==, 0);
+    return nr;
+}
+
+static void wait_blocked_in(int pid, int tid, long nr)
+{
+    int i;
+
+    for (i = 0; i < 5000 && blocked_in(pid, tid) != nr; i++) {
+        g_usleep(1000);
+    }
+    g_assert_cmpint(blocked_in(pid, tid), ==, nr);
+}
+
+#define WAITER_RT_PRIO 50
+#define KERNEL_PRIO(rt) (99 - (rt))
+
+/*
+ * The BQL inherits priority.  The main loop holds it through pmemsave,
+ * blocked writing to a pipe nobody reads yet; the vCPU thread (qtest's
+ * dummy vCPU, which takes the BQL whenever SIG_IPI wakes it) is made
+ * SCHED_FIFO and woken: while it waits, the holder runs at its priority.
+ * With a plain BQL the holder keeps its own.
+ */
+static void test_bql_inherits(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("pvsched-bql-XXXXXX", NULL);
+    g_autofree char *fifo = g_strdup_printf("%s/fifo", dir);
+    QTestState *qts;
+    char buf[65536];
+    int pid, vcpu, fd, prio;
+    QDict *rsp;
+
+    g_assert_cmpint(mkfifo(fifo, 0600), ==, 0);
+    qts = qtest_init("-machine pc -smp 1 -m 128M -cpu qemu64 "
+                     "-object pvsched-policy,id=pol0");
+    pid = qtest_pid(qts);
+    vcpu = vcpu_tid(qts, 0);
+    if (set_thread_fifo(vcpu, WAITER_RT_PRIO) < 0) {
+        g_test_skip("needs CAP_SYS_NICE to make a thread SCHED_FIFO");
+        goto out;
+    }
+    fd = open(fifo, O_RDONLY | O_NONBLOCK);
+    g_assert_cmpint(fd, >=, 0);
+    qtest_qmp_send(qts, "{'execute': 'pmemsave', 'arguments': {"
+                   "'val': 0, 'size': %d, 'filename': %s}}",
+                   (int)sizeof(buf) * 16, fifo);
+    wait_blocked_in(pid, pid, SYS_write);
+    g_assert_cmpint(effective_prio(pid, pid), !=,
+                    KERNEL_PRIO(WAITER_RT_PRIO));
+
+    g_assert_cmpint(syscall(SYS_tgkill, pid, vcpu, SIGUSR1), ==, 0);
+    wait_blocked_in(pid, vcpu, SYS_futex);
+    prio = effective_prio(pid, pid);
+
+    /* Let pmemsave finish, then look. */
+    g_assert_cmpint(fcntl(fd, F_SETFL, 0), ==, 0);
+    while (read(fd, buf, sizeof(buf)) > 0) {
+        /* drain */
+    }
+    close(fd);
+    rsp = qtest_qmp_receive(qts);
+    g_assert_true(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+    g_assert_cmpint(prio, ==, KERNEL_PRIO(WAITER_RT_PRIO));
+out:
+    qtest_quit(qts);
+    unlink(fifo);
+    rmdir(dir);
+}
+
 static void skip_without_kvm(const void *data)
 {
     g_test_skip("needs KVM (/dev/kvm): make check runs it where KVM is");
@@ -922,5 +1064,6 @@ int main(int argc, char **argv)
     qtest_add_func("/pvsched/policy/large-max-boost", test_large_max_boost);
     qtest_add_func("/pvsched/policy/large-cooldown", test_large_cooldown);
     qtest_add_func("/pvsched/bound/kick-backoff", test_bound_kick_backoff);
+    qtest_add_func("/pvsched/pi/bql-inherits", test_bql_inherits);
     return g_test_run();
 }

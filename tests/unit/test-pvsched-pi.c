@@ -1,9 +1,11 @@
 /*
- * Priority inheritance, observed: a SCHED_OTHER thread holds a QemuMutex
+ * qemu_mutex_init_pi(), observed: a SCHED_OTHER thread holds a QemuMutex
  * that a SCHED_FIFO thread waits for.  With qemu_mutex_init_pi() the
  * holder runs at the waiter's priority (its effective priority, as the
  * kernel shows it in /proc/<pid>/task/<tid>/sched); with a plain mutex it
- * does not, which is the inversion the BQL must not have.  Needs
+ * does not.  These mutexes are the test's own: that the BQL itself is
+ * made this way is tested on a running QEMU, by the qtest
+ * /pvsched/pi/bql-inherits in tests/qtest/pvsched-test.c.  Needs
  * CAP_SYS_NICE.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
