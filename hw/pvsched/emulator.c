@@ -12,6 +12,7 @@
  */
 
 #include "qemu/osdep.h"
+#include "qemu/error-report.h"
 #include "qemu/main-loop.h"
 #include "block/aio-wait.h"
 #include "qom/object.h"
@@ -24,72 +25,208 @@ static __thread bool saved_valid;
 static __thread PvschedSchedAttr saved;
 static int main_tid;
 
-/* On the thread itself: take @want, or with NULL its own attributes. */
-static int order_self(const PvschedSchedAttr *want)
+/* One thread's change, as it is undone. */
+typedef struct ThreadUndo {
+    IOThread *iot;              /* a reference; NULL: the main loop */
+    PvschedSchedAttr prev;      /* its attributes before the change */
+    PvschedSchedAttr saved;     /* and its bookkeeping */
+    bool saved_valid;
+} ThreadUndo;
+
+struct PvschedEmulatorUndo {
+    GArray *threads;            /* ThreadUndo, in the order changed */
+};
+
+/*
+ * Its own attributes back.  A thread without CAP_SYS_NICE cannot clear
+ * RESET_ON_FORK once set: then it keeps that flag, and only that.
+ */
+static int restore_self(const PvschedBackend *be)
+{
+    PvschedSchedAttr attr = saved;
+    int ret = be->set(&attr, be->opaque);
+
+    if (ret == -EPERM && !(attr.flags & PVSCHED_FLAG_RESET_ON_FORK)) {
+        attr.flags |= PVSCHED_FLAG_RESET_ON_FORK;
+        ret = be->set(&attr, be->opaque);
+    }
+    return ret;
+}
+
+/*
+ * On the thread itself: take @want, or with NULL its own attributes;
+ * @u records how to undo it.  On failure nothing changed.
+ */
+static int order_self(const PvschedSchedAttr *want, ThreadUndo *u)
 {
     const PvschedBackend *be = &pvsched_host_backend;
     PvschedSchedAttr attr;
     int ret;
 
+    ret = be->get(&u->prev, be->opaque);
+    if (ret < 0) {
+        return ret;
+    }
+    u->saved = saved;
+    u->saved_valid = saved_valid;
     if (!want) {
-        ret = saved_valid ? be->set(&saved, be->opaque) : 0;
+        ret = saved_valid ? restore_self(be) : 0;
         saved_valid = saved_valid && ret < 0;
     } else {
-        if (!saved_valid) {
-            ret = be->get(&saved, be->opaque);
-            if (ret < 0) {
-                return ret;
-            }
-            saved_valid = true;
-        }
         attr = *want;
         /* Threads created from here, e.g. workers, stay non-RT. */
         attr.flags |= PVSCHED_FLAG_RESET_ON_FORK;
         ret = be->set(&attr, be->opaque);
+        if (ret == 0 && !saved_valid) {
+            saved = u->prev;
+            saved_valid = true;
+        }
     }
     trace_pvsched_emulator(qemu_get_thread_id(),
                            want ? want->priority : 0, ret);
     return ret;
 }
 
-typedef struct OrderIothreads {
+/* On the thread itself: back to where @u found it. */
+static void undo_self(const ThreadUndo *u)
+{
+    const PvschedBackend *be = &pvsched_host_backend;
+    int ret = be->set(&u->prev, be->opaque);
+
+    saved = u->saved;
+    saved_valid = u->saved_valid;
+    trace_pvsched_emulator_undo(qemu_get_thread_id(), u->prev.priority, ret);
+    if (ret < 0) {
+        warn_report("pvsched: thread %d: cannot restore its scheduling "
+                    "attributes: %s", qemu_get_thread_id(), strerror(-ret));
+    }
+}
+
+PvschedEmulatorUndo *pvsched_emulator_undo_new(void)
+{
+    PvschedEmulatorUndo *undo = g_new0(PvschedEmulatorUndo, 1);
+
+    undo->threads = g_array_new(false, false, sizeof(ThreadUndo));
+    return undo;
+}
+
+static void undo_append(PvschedEmulatorUndo *undo, const ThreadUndo *u)
+{
+    g_array_append_val(undo->threads, *u);
+    if (u->iot) {
+        object_ref(OBJECT(u->iot));
+    }
+}
+
+typedef struct OrderIothread {
     const PvschedSchedAttr *want;
+    ThreadUndo u;
     int ret;
-} OrderIothreads;
+} OrderIothread;
 
 static void order_iothread_bh(void *opaque)
 {
-    OrderIothreads *o = opaque;
-    int ret = order_self(o->want);
+    OrderIothread *o = opaque;
 
-    o->ret = o->ret ?: ret;
+    o->ret = order_self(o->want, &o->u);
 }
 
+static void undo_iothread_bh(void *opaque)
+{
+    undo_self(opaque);
+}
+
+typedef struct OrderIothreads {
+    const PvschedSchedAttr *want;
+    PvschedEmulatorUndo *undo;
+    int ret;
+} OrderIothreads;
+
+/* Each in its own AioContext; stop at the first that fails. */
 static int order_iothread(Object *obj, void *opaque)
 {
     IOThread *iot = (IOThread *)object_dynamic_cast(obj, TYPE_IOTHREAD);
+    OrderIothreads *all = opaque;
+    OrderIothread o = { .want = all->want, .u.iot = iot };
 
-    if (iot) {
-        aio_wait_bh_oneshot(iothread_get_aio_context(iot), order_iothread_bh,
-                            opaque);
+    if (!iot) {
+        return 0;
     }
+    aio_wait_bh_oneshot(iothread_get_aio_context(iot), order_iothread_bh,
+                        &o);
+    if (o.ret < 0) {
+        all->ret = o.ret;
+        return 1;
+    }
+    undo_append(all->undo, &o.u);
     return 0;
 }
 
-int pvsched_emulator_apply(const PvschedSchedAttr *main_loop,
-                           const PvschedSchedAttr *iothreads)
+int pvsched_emulator_order_main_loop(const PvschedSchedAttr *want,
+                                     PvschedEmulatorUndo *undo)
 {
-    OrderIothreads o = { .want = iothreads };
+    ThreadUndo u = { };
     int ret;
 
     assert(qemu_in_main_thread());
     main_tid = qemu_get_thread_id();
-    ret = order_self(main_loop);
-    if (ret < 0) {
-        return ret;
+    ret = order_self(want, &u);
+    if (ret == 0) {
+        undo_append(undo, &u);
     }
-    object_child_foreach(object_get_objects_root(), order_iothread, &o);
-    return o.ret;
+    return ret;
+}
+
+int pvsched_emulator_order_iothreads(const PvschedSchedAttr *want,
+                                     PvschedEmulatorUndo *undo)
+{
+    OrderIothreads all = { .want = want, .undo = undo };
+
+    assert(qemu_in_main_thread());
+    object_child_foreach(object_get_objects_root(), order_iothread, &all);
+    return all.ret;
+}
+
+static void undo_clear(PvschedEmulatorUndo *undo)
+{
+    int i;
+
+    for (i = 0; i < undo->threads->len; i++) {
+        ThreadUndo *u = &g_array_index(undo->threads, ThreadUndo, i);
+
+        if (u->iot) {
+            object_unref(OBJECT(u->iot));
+        }
+    }
+    g_array_set_size(undo->threads, 0);
+}
+
+void pvsched_emulator_rollback(PvschedEmulatorUndo *undo)
+{
+    int i;
+
+    assert(qemu_in_main_thread());
+    /* Last changed, first restored: the way back keeps the order. */
+    for (i = undo->threads->len - 1; i >= 0; i--) {
+        ThreadUndo *u = &g_array_index(undo->threads, ThreadUndo, i);
+
+        if (u->iot) {
+            aio_wait_bh_oneshot(iothread_get_aio_context(u->iot),
+                                undo_iothread_bh, u);
+        } else {
+            undo_self(u);
+        }
+    }
+    undo_clear(undo);
+}
+
+void pvsched_emulator_undo_free(PvschedEmulatorUndo *undo)
+{
+    if (undo) {
+        undo_clear(undo);
+        g_array_free(undo->threads, true);
+        g_free(undo);
+    }
 }
 
 int pvsched_emulator_thread_id(void)

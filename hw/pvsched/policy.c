@@ -307,30 +307,48 @@ static bool policy_check_permission(const PvschedPolicySettings *pol,
     return false;
 }
 
-/* The main loop, where this runs, takes its place above the vCPUs. */
+/*
+ * The real-time priority the main loop (or the I/O threads) take under
+ * @pol; 0: their own attributes, the policy being off or not real-time.
+ */
+static uint32_t emulator_rank(const PvschedPolicySettings *pol,
+                              bool iothreads)
+{
+    if (pol->mode == PVSCHED_MODE_OFF || !is_rt_class(pol)) {
+        return 0;
+    }
+    return iothreads ? iothread_priority(pol) : emulator_priority(pol);
+}
+
+/* The main loop (or every I/O thread) takes its place above the vCPUs. */
 static bool policy_order_emulator(const PvschedPolicySettings *pol,
+                                  bool iothreads, PvschedEmulatorUndo *undo,
                                   Error **errp)
 {
-    PvschedSchedAttr main_loop = {
-        .policy = SCHED_FIFO,
-        .priority = emulator_priority(pol),
-    };
-    PvschedSchedAttr iothreads = {
-        .policy = SCHED_FIFO,
-        .priority = iothread_priority(pol),
-    };
-    bool off = pol->mode == PVSCHED_MODE_OFF || !is_rt_class(pol);
+    uint32_t prio = emulator_rank(pol, iothreads);
+    PvschedSchedAttr attr = { .policy = SCHED_FIFO, .priority = prio };
+    const char *who = iothreads ? "the I/O threads" : "the main loop thread";
     int ret;
 
-    ret = pvsched_emulator_apply(off ? NULL : &main_loop,
-                                 off ? NULL : &iothreads);
-    if (ret < 0) {
-        error_setg_errno(errp, -ret, "pvsched-policy: cannot set the emulator "
-                         "threads to SCHED_FIFO %u/%u", main_loop.priority,
-                         iothreads.priority);
-        return false;
+    ret = iothreads ?
+        pvsched_emulator_order_iothreads(prio ? &attr : NULL, undo) :
+        pvsched_emulator_order_main_loop(prio ? &attr : NULL, undo);
+    if (ret == 0) {
+        return true;
     }
-    return true;
+    if (prio) {
+        error_setg_errno(errp, -ret, "pvsched-policy: cannot set %s to "
+                         "SCHED_FIFO %u", who, prio);
+        error_append_hint(errp, "QEMU needs CAP_SYS_NICE or RLIMIT_RTPRIO "
+                          ">= %u, and on a host with real-time group "
+                          "scheduling, real-time runtime "
+                          "(cpu.rt_runtime_us) in the thread's cgroup.\n",
+                          prio);
+    } else {
+        error_setg_errno(errp, -ret, "pvsched-policy: cannot give %s back "
+                         "its own scheduling attributes", who);
+    }
+    return false;
 }
 
 static void policy_publish(PvschedPolicy *pol)
@@ -352,6 +370,57 @@ static void policy_publish(PvschedPolicy *pol)
                          pol->set.cooldown_us);
 }
 
+/* All of @want that can be checked without changing anything. */
+static bool policy_validate(const PvschedPolicy *pol,
+                            const PvschedPolicySettings *want, Error **errp)
+{
+    return policy_check_class(want, errp) &&
+           policy_check_order(want, errp) &&
+           policy_check_ceiling(pol, want, errp) &&
+           policy_check_permission(want, errp);
+}
+
+/*
+ * A run-time change.  Whoever can wake or police a vCPU must run above it
+ * at every moment of the change, not only at its end: an emulator thread
+ * that goes up changes before the vCPUs (top down), one that goes down
+ * after them (bottom up).  A failure gives every thread already changed
+ * its attributes back, last changed first (the way back keeps the order
+ * too), so that a refused change leaves every thread as it was.
+ */
+static bool policy_change(PvschedPolicy *pol, const PvschedPolicySettings *want,
+                          Error **errp)
+{
+    g_autoptr(PvschedEmulatorUndo) before = pvsched_emulator_undo_new();
+    g_autoptr(PvschedEmulatorUndo) after = pvsched_emulator_undo_new();
+    PvschedPolicySettings old = pol->set;
+    bool main_up = emulator_rank(want, false) >= emulator_rank(&old, false);
+    bool iot_up = emulator_rank(want, true) >= emulator_rank(&old, true);
+    Error *err = NULL;
+
+    trace_pvsched_policy_change(main_up, iot_up);
+    if ((main_up && !policy_order_emulator(want, false, before, &err)) ||
+        (iot_up && !policy_order_emulator(want, true, before, &err))) {
+        goto fail;
+    }
+    pol->set = *want;
+    policy_publish(pol);            /* every vCPU follows, on its thread */
+    if ((!iot_up && !policy_order_emulator(want, true, after, &err)) ||
+        (!main_up && !policy_order_emulator(want, false, after, &err))) {
+        pvsched_emulator_rollback(after);
+        pol->set = old;
+        policy_publish(pol);        /* the vCPUs go back */
+        goto fail;
+    }
+    return true;
+
+fail:
+    pvsched_emulator_rollback(before);
+    trace_pvsched_policy_rollback(error_get_pretty(err));
+    error_propagate(errp, err);
+    return false;
+}
+
 /*
  * Make @want the policy, as a whole or not at all.  Once the object is
  * complete this is a run-time change: vCPUs follow it at once.
@@ -361,19 +430,15 @@ static bool policy_apply(PvschedPolicy *pol, const PvschedPolicySettings *want,
 {
     Error *err = NULL;
 
-    if (pol->complete &&
-        (!policy_check_class(want, &err) ||
-         !policy_check_order(want, &err) ||
-         !policy_check_ceiling(pol, want, &err) ||
-         !policy_check_permission(want, &err) ||
-         !policy_order_emulator(want, &err))) {
+    if (!pol->complete) {
+        pol->set = *want;
+        return true;
+    }
+    if (!policy_validate(pol, want, &err) ||
+        !policy_change(pol, want, &err)) {
         trace_pvsched_policy_refused(error_get_pretty(err));
         error_propagate(errp, err);
         return false;
-    }
-    pol->set = *want;
-    if (pol->complete) {
-        policy_publish(pol);
     }
     return true;
 }
@@ -600,8 +665,9 @@ PvschedPolicyInfo *pvsched_policy_info(PvschedPolicy *pol)
 static void policy_machine_done(Notifier *n, void *data)
 {
     PvschedPolicy *pol = container_of(n, PvschedPolicy, machine_done);
+    g_autoptr(PvschedEmulatorUndo) undo = pvsched_emulator_undo_new();
 
-    policy_order_emulator(&pol->set, &error_warn);
+    policy_order_emulator(&pol->set, true, undo, &error_warn);
 }
 
 /*
@@ -654,14 +720,13 @@ static bool policy_set_ceiling(PvschedPolicySettings *set, Error **errp)
 static void policy_complete(UserCreatable *uc, Error **errp)
 {
     PvschedPolicy *pol = PVSCHED_POLICY(uc);
+    g_autoptr(PvschedEmulatorUndo) undo = pvsched_emulator_undo_new();
 
-    if (!policy_check_class(&pol->set, errp) ||
-        !policy_check_order(&pol->set, errp) ||
-        !policy_check_ceiling(pol, &pol->set, errp) ||
-        !policy_check_permission(&pol->set, errp) ||
+    if (!policy_validate(pol, &pol->set, errp) ||
         !policy_allow_own_sched(errp) ||
         !policy_set_ceiling(&pol->set, errp) ||
-        !policy_order_emulator(&pol->set, errp)) {
+        !policy_order_emulator(&pol->set, false, undo, errp) ||
+        !policy_order_emulator(&pol->set, true, undo, errp)) {
         return;
     }
     pol->complete = true;

@@ -10,12 +10,37 @@
 #include "pvsched/sched-attr.h"
 
 /*
- * From the main loop, with the BQL: the main loop takes @main_loop and
- * every I/O thread @iothreads (plus RESET_ON_FORK), each on itself; NULL
- * gives a thread back the attributes it had before.  0 or -errno.
+ * A change of the emulator threads as a transaction: each call below
+ * records in an undo log what it changed, so that a change made of
+ * several steps can give every thread back its attributes when a later
+ * step fails.
  */
-int pvsched_emulator_apply(const PvschedSchedAttr *main_loop,
-                           const PvschedSchedAttr *iothreads);
+typedef struct PvschedEmulatorUndo PvschedEmulatorUndo;
+
+PvschedEmulatorUndo *pvsched_emulator_undo_new(void);
+
+/*
+ * From the main loop, with the BQL: the main loop takes @want (plus
+ * RESET_ON_FORK) on itself; NULL gives it back the attributes it had
+ * before its first change.  0 or -errno; on failure it is unchanged.
+ */
+int pvsched_emulator_order_main_loop(const PvschedSchedAttr *want,
+                                     PvschedEmulatorUndo *undo);
+
+/*
+ * The same for every I/O thread, each on itself, in its AioContext.
+ * Stops at the first failure (-errno); the threads changed before it
+ * are in @undo.
+ */
+int pvsched_emulator_order_iothreads(const PvschedSchedAttr *want,
+                                     PvschedEmulatorUndo *undo);
+
+/* Give every thread in @undo its attributes back, last changed first. */
+void pvsched_emulator_rollback(PvschedEmulatorUndo *undo);
+
+/* Keep the changes; NULL is fine. */
+void pvsched_emulator_undo_free(PvschedEmulatorUndo *undo);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(PvschedEmulatorUndo, pvsched_emulator_undo_free)
 
 /* The main-loop thread's host thread id. */
 int pvsched_emulator_thread_id(void);

@@ -884,6 +884,26 @@ struct test_sched_attr {
     uint64_t runtime, deadline, period;
 };
 
+/* "fifo/9", "other/0": a thread's policy and real-time priority. */
+static char *thread_sched_str(int tid)
+{
+    static const char *const names[] = {
+        [SCHED_OTHER] = "other", [SCHED_FIFO] = "fifo", [SCHED_RR] = "rr",
+        [SCHED_BATCH] = "batch", [SCHED_IDLE] = "idle", [6] = "deadline",
+    };
+    struct test_sched_attr a = { };
+
+    g_assert_cmpint(syscall(SYS_sched_getattr, tid, &a, sizeof(a), 0), ==,
+                    0);
+    g_assert_cmpuint(a.policy, <, ARRAY_SIZE(names));
+    return g_strdup_printf("%s/%u", names[a.policy], a.priority);
+}
+
+#define assert_thread(tid, want) do {                               \
+        g_autofree char *got_ = thread_sched_str(tid);              \
+        g_assert_cmpstr(got_, ==, want);                            \
+    } while (0)
+
 static int set_thread_fifo(int tid, int prio)
 {
     struct test_sched_attr a = {
@@ -911,6 +931,224 @@ static int vcpu_tid(QTestState *qts, int cpu)
     qobject_unref(rsp);
     g_assert_cmpint(tid, >, 0);
     return tid;
+}
+
+static int iothread_tid(QTestState *qts, const char *id)
+{
+    QDict *rsp = qtest_qmp(qts, "{'execute': 'query-iothreads'}");
+    QListEntry *e;
+    int tid = 0;
+
+    QLIST_FOREACH_ENTRY(qdict_get_qlist(rsp, "return"), e) {
+        QDict *t = qobject_to(QDict, qlist_entry_obj(e));
+
+        if (!strcmp(qdict_get_str(t, "id"), id)) {
+            tid = qdict_get_int(t, "thread-id");
+        }
+    }
+    qobject_unref(rsp);
+    g_assert_cmpint(tid, >, 0);
+    return tid;
+}
+
+/* The main loop runs in QEMU's main thread. */
+static int main_loop_tid(QTestState *qts)
+{
+    return qtest_pid(qts);
+}
+
+/* Send @cmd; return the error's description, or NULL on success. */
+static char *qmp_error(QTestState *qts, const char *cmd, const char *args)
+{
+    QDict *rsp = qtest_qmp(qts, "{'execute': %s, 'arguments': %p}", cmd,
+                           qobject_from_json(args, &error_abort));
+    char *desc = NULL;
+
+    if (qdict_haskey(rsp, "error")) {
+        desc = g_strdup(qdict_get_str(qdict_get_qdict(rsp, "error"),
+                                      "desc"));
+        g_test_message("%s: %s", cmd, desc);
+    } else {
+        g_assert_true(qdict_haskey(rsp, "return"));
+    }
+    qobject_unref(rsp);
+    return desc;
+}
+
+static void qmp_ok(QTestState *qts, const char *cmd, const char *args)
+{
+    g_autofree char *err = qmp_error(qts, cmd, args);
+
+    g_assert_null(err);
+}
+
+static void qmp_refused(QTestState *qts, const char *cmd, const char *args,
+                        const char *what)
+{
+    g_autofree char *err = qmp_error(qts, cmd, args);
+
+    g_assert_nonnull(err);
+    g_assert_nonnull(strstr(err, what));
+}
+
+/*
+ * To make one thread's change fail, deterministically: a cpu cgroup (v1,
+ * with RT group scheduling) without real-time runtime, where a thread
+ * cannot become SCHED_FIFO, not even with CAP_SYS_NICE.
+ */
+#define CPU_CGROUP "/sys/fs/cgroup/cpu"
+
+static char *no_rt_cgroup(void)
+{
+    char *dir = g_strdup_printf(CPU_CGROUP "/pvsched-test-%d", getpid());
+    g_autofree char *runtime = g_strdup_printf("%s/cpu.rt_runtime_us", dir);
+    g_autofree char *text = NULL;
+
+    if ((mkdir(dir, 0755) < 0 && errno != EEXIST) ||
+        !g_file_get_contents(runtime, &text, NULL, NULL) ||
+        atoi(text) != 0) {
+        g_test_skip("needs a cpu cgroup with RT group scheduling (cgroup "
+                    "v1, CONFIG_RT_GROUP_SCHED) to make a thread's "
+                    "sched_setattr() fail");
+        rmdir(dir);
+        g_free(dir);
+        return NULL;
+    }
+    return dir;
+}
+
+/* Only a SCHED_OTHER thread may enter a group without RT runtime. */
+static void move_thread(const char *cgroup, int tid)
+{
+    g_autofree char *tasks = g_strdup_printf("%s/tasks", cgroup);
+    g_autofree char *id = g_strdup_printf("%d", tid);
+    int fd;
+
+    g_assert_cmpint(set_thread_fifo(tid, 0), ==, 0);
+    fd = open(tasks, O_WRONLY);
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(write(fd, id, strlen(id)), ==, strlen(id));
+    close(fd);
+}
+
+
+/*
+ * A run-time change that fails at a later step (here the I/O thread,
+ * which cannot become SCHED_FIFO) leaves every thread as it was: the
+ * main loop changed before it, going up, and the vCPUs changed before
+ * it, going down, are given back their attributes.
+ */
+static void test_change_rolls_back(void)
+{
+    g_autofree char *cg = no_rt_cgroup();
+    QTestState *qts;
+    int main_tid, vcpu, iot;
+
+    if (!cg) {
+        return;
+    }
+    qts = boost_vcpu0("max-boost-us=0,priority-ceiling=30 "
+                      "-object iothread,id=io0");
+    main_tid = main_loop_tid(qts);
+    vcpu = vcpu_tid(qts, 0);
+    iot = iothread_tid(qts, "io0");
+    assert_thread(main_tid, "fifo/9");
+    assert_thread(iot, "fifo/9");
+    assert_thread(vcpu, "fifo/8");
+    move_thread(cg, iot);
+
+    /* Up: the main loop goes first, then the I/O thread fails. */
+    qmp_refused(qts, "pvsched-set-policy", "{'id': 'pol0', "
+                "'boost-priority': 12}", "cannot set");
+    assert_thread(main_tid, "fifo/9");
+    assert_thread(vcpu, "fifo/8");
+    assert_thread(iot, "other/0");
+    g_assert_cmpint(qom_get_int(qts, "/objects/pol0", "boost-priority"), ==,
+                    8);
+
+    /* Down: the vCPU goes first, then the I/O thread fails. */
+    qmp_refused(qts, "pvsched-set-policy", "{'id': 'pol0', "
+                "'boost-priority': 3}", "cannot set");
+    assert_thread(main_tid, "fifo/9");
+    assert_thread(vcpu, "fifo/8");
+    assert_thread(iot, "other/0");
+    g_assert_cmpint(qom_get_int(qts, "/objects/pol0", "boost-priority"), ==,
+                    8);
+    g_assert_cmpstr(vcpu_status(qts, 0), ==, "boosted");
+    qtest_quit(qts);
+    rmdir(cg);
+}
+
+/* Positions in @log of the lines that set a thread to fifo/@prio. */
+static GArray *fifo_sets(const char *log, int prio)
+{
+    g_autofree char *what = g_strdup_printf(": fifo/%d: 0", prio);
+    g_auto(GStrv) lines = g_strsplit(log, "\n", -1);
+    GArray *at = g_array_new(false, false, sizeof(int));
+    int i;
+
+    for (i = 0; lines[i]; i++) {
+        if (strstr(lines[i], "pvsched_sched_set") &&
+            g_str_has_suffix(lines[i], what)) {
+            g_array_append_val(at, i);
+        }
+    }
+    return at;
+}
+
+/*
+ * Whoever can wake or police a vCPU runs above it at every moment of a
+ * change: going up, the main loop and the I/O thread change before the
+ * vCPUs; going down, after them.  Seen in the order of the threads' own
+ * sched_setattr() calls.
+ */
+static void test_change_order(void)
+{
+    g_autofree char *log = NULL;
+    g_autofree char *text = NULL;
+    g_autofree char *pol = NULL;
+    g_autoptr(GArray) vcpu_down = NULL, emu_down = NULL;
+    g_autoptr(GArray) vcpu_up = NULL, emu_up = NULL;
+    QTestState *qts;
+    int fd, i;
+
+    fd = g_file_open_tmp("pvsched-test-trace-XXXXXX", &log, NULL);
+    g_assert_cmpint(fd, >=, 0);
+    close(fd);
+    pol = g_strdup_printf("max-boost-us=0,priority-ceiling=30 "
+                          "-object iothread,id=io0 "
+                          "-trace pvsched_sched_set -D %s", log);
+    qts = boost_vcpu0(pol);
+    /* vCPU 8 -> 3, main loop and I/O thread 9 -> 4 */
+    qmp_ok(qts, "pvsched-set-policy", "{'id': 'pol0', "
+           "'boost-priority': 3}");
+    assert_thread(vcpu_tid(qts, 0), "fifo/3");
+    /* vCPU 3 -> 12, main loop and I/O thread 4 -> 13 */
+    qmp_ok(qts, "pvsched-set-policy", "{'id': 'pol0', "
+           "'boost-priority': 12}");
+    assert_thread(vcpu_tid(qts, 0), "fifo/12");
+    assert_thread(main_loop_tid(qts), "fifo/13");
+    qtest_quit(qts);
+
+    g_assert_true(g_file_get_contents(log, &text, NULL, NULL));
+    unlink(log);
+    vcpu_down = fifo_sets(text, 3);
+    emu_down = fifo_sets(text, 4);
+    vcpu_up = fifo_sets(text, 12);
+    emu_up = fifo_sets(text, 13);
+    g_assert_cmpint(vcpu_down->len, ==, 1);
+    g_assert_cmpint(emu_down->len, ==, 2);
+    g_assert_cmpint(vcpu_up->len, ==, 1);
+    g_assert_cmpint(emu_up->len, ==, 2);
+    for (i = 0; i < 2; i++) {
+        g_test_message("down: vCPU at line %d, emulator thread at line %d",
+                       g_array_index(vcpu_down, int, 0),
+                       g_array_index(emu_down, int, i));
+        g_assert_cmpint(g_array_index(emu_down, int, i), >,
+                        g_array_index(vcpu_down, int, 0));
+        g_assert_cmpint(g_array_index(emu_up, int, i), <,
+                        g_array_index(vcpu_up, int, 0));
+    }
 }
 
 static int effective_prio(int pid, int tid)
@@ -1064,6 +1302,9 @@ int main(int argc, char **argv)
     qtest_add_func("/pvsched/policy/large-max-boost", test_large_max_boost);
     qtest_add_func("/pvsched/policy/large-cooldown", test_large_cooldown);
     qtest_add_func("/pvsched/bound/kick-backoff", test_bound_kick_backoff);
+    qtest_add_func("/pvsched/policy/change-order", test_change_order);
+    qtest_add_func("/pvsched/policy/change-rolls-back",
+                   test_change_rolls_back);
     qtest_add_func("/pvsched/pi/bql-inherits", test_bql_inherits);
     return g_test_run();
 }
