@@ -181,9 +181,18 @@ int pvsched_emulator_order_iothreads(const PvschedSchedAttr *want,
                                      PvschedEmulatorUndo *undo)
 {
     OrderIothreads all = { .want = want, .undo = undo };
+    Object *objects = object_get_objects_root();
 
     assert(qemu_in_main_thread());
-    object_child_foreach(object_get_objects_root(), order_iothread, &all);
+    /*
+     * At exit, user_creatable_cleanup() finalizes /objects, whose child
+     * properties then still point to children already finalized: there
+     * is no walking it, and no I/O thread left to care.
+     */
+    if (!objects->parent) {
+        return 0;
+    }
+    object_child_foreach(objects, order_iothread, &all);
     return all.ret;
 }
 

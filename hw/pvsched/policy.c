@@ -15,6 +15,7 @@
 #include <linux/capability.h>
 #include "qapi/error.h"
 #include "qapi/visitor.h"
+#include "qemu/error-report.h"
 #include "qapi/qapi-types-pvsched.h"
 #include "qemu/rcu.h"
 #include "qemu/timer.h"
@@ -695,44 +696,115 @@ static bool policy_allow_own_sched(Error **errp)
  * With CAP_SYS_NICE the kernel ignores RLIMIT_RTPRIO: grant the limit
  * rather than the capability for the ceiling to bind.
  */
-static bool policy_set_ceiling(PvschedPolicySettings *set, Error **errp)
+static bool policy_set_ceiling(uint32_t ceiling, Error **errp)
 {
     struct rlimit rl;
 
-    set->priority_ceiling = set->priority_ceiling ?: rt_need(set);
     if (getrlimit(RLIMIT_RTPRIO, &rl) < 0) {
         error_setg_errno(errp, errno, "pvsched-policy: cannot read "
                          "RLIMIT_RTPRIO");
         return false;
     }
-    rl.rlim_cur = MIN(rl.rlim_cur, set->priority_ceiling);
-    rl.rlim_max = MIN(rl.rlim_max, set->priority_ceiling);
+    rl.rlim_cur = MIN(rl.rlim_cur, ceiling);
+    rl.rlim_max = MIN(rl.rlim_max, ceiling);
     if (setrlimit(RLIMIT_RTPRIO, &rl) < 0) {
         error_setg_errno(errp, errno, "pvsched-policy: cannot lower "
-                         "RLIMIT_RTPRIO to priority-ceiling=%u",
-                         set->priority_ceiling);
+                         "RLIMIT_RTPRIO to priority-ceiling=%u", ceiling);
         return false;
     }
-    trace_pvsched_priority_ceiling(set->priority_ceiling);
+    trace_pvsched_priority_ceiling(ceiling);
     return true;
 }
 
+/* The completed policy; BQL. */
+static PvschedPolicy *the_policy;
+
+/*
+ * The main loop, the I/O threads and RLIMIT_RTPRIO belong to the whole
+ * process: a second policy could only take them from the first, under
+ * the device that follows it.
+ */
+static bool policy_check_unique(Error **errp)
+{
+    if (the_policy) {
+        error_setg(errp, "pvsched-policy '%s' exists already, and QEMU has "
+                   "one pvsched policy",
+                   object_get_canonical_path_component(OBJECT(the_policy)));
+        error_append_hint(errp, "Change it with pvsched-set-policy or "
+                          "qom-set instead.\n");
+        return false;
+    }
+    return true;
+}
+
+/*
+ * Everything that can fail comes first, the emulator threads (undone on
+ * failure) last: the ceiling, which cannot be raised again, and the
+ * object's state are committed only when nothing can fail any more.
+ */
 static void policy_complete(UserCreatable *uc, Error **errp)
 {
     PvschedPolicy *pol = PVSCHED_POLICY(uc);
     g_autoptr(PvschedEmulatorUndo) undo = pvsched_emulator_undo_new();
+    PvschedPolicySettings want = pol->set;
 
-    if (!policy_validate(pol, &pol->set, errp) ||
-        !policy_allow_own_sched(errp) ||
-        !policy_set_ceiling(&pol->set, errp) ||
-        !policy_order_emulator(&pol->set, false, undo, errp) ||
-        !policy_order_emulator(&pol->set, true, undo, errp)) {
+    want.priority_ceiling = want.priority_ceiling ?: rt_need(&want);
+    if (!policy_check_unique(errp) ||
+        !policy_validate(pol, &want, errp) ||
+        !policy_allow_own_sched(errp)) {
         return;
     }
+    if (!policy_order_emulator(&want, false, undo, errp) ||
+        !policy_order_emulator(&want, true, undo, errp) ||
+        !policy_set_ceiling(want.priority_ceiling, errp)) {
+        pvsched_emulator_rollback(undo);
+        return;
+    }
+    pol->set = want;
     pol->complete = true;
+    the_policy = pol;
     policy_publish(pol);
     pol->machine_done.notify = policy_machine_done;
     qemu_add_machine_init_done_notifier(&pol->machine_done);
+}
+
+/*
+ * A device that follows the policy keeps it: it cannot be unplugged, and
+ * it registered for the policy's changes.
+ */
+static bool policy_can_be_deleted(UserCreatable *uc)
+{
+    PvschedPolicy *pol = PVSCHED_POLICY(uc);
+
+    if (QLIST_EMPTY(&pol->changed.notifiers)) {
+        return true;
+    }
+    /* The caller's error cannot say why, nor what to do. */
+    error_report("pvsched-policy '%s' is used by the pvsched device, which "
+                 "cannot be removed: change the policy with "
+                 "pvsched-set-policy instead (mode=off stops boosting)",
+                 object_get_canonical_path_component(OBJECT(pol)));
+    return false;
+}
+
+/*
+ * Undo what policy_complete() did: the emulator threads take back their
+ * own attributes, lowered bottom up (the I/O threads, then the main
+ * loop).  The ceiling stays: RLIMIT_RTPRIO cannot be raised again.
+ */
+static void policy_uncomplete(PvschedPolicy *pol)
+{
+    g_autoptr(PvschedEmulatorUndo) undo = pvsched_emulator_undo_new();
+    PvschedPolicySettings own = pol->set;
+
+    own.mode = PVSCHED_MODE_OFF;
+    qemu_remove_machine_init_done_notifier(&pol->machine_done);
+    policy_order_emulator(&own, true, undo, &error_warn);
+    policy_order_emulator(&own, false, undo, &error_warn);
+    if (the_policy == pol) {
+        the_policy = NULL;
+    }
+    pol->complete = false;
 }
 
 static void policy_instance_init(Object *obj)
@@ -759,6 +831,9 @@ static void policy_instance_finalize(Object *obj)
 {
     PvschedPolicy *pol = PVSCHED_POLICY(obj);
 
+    if (pol->complete) {
+        policy_uncomplete(pol);
+    }
     if (pol->snap) {
         g_free_rcu(pol->snap, rcu);
     }
@@ -770,6 +845,7 @@ static void policy_class_init(ObjectClass *oc, void *data)
     int i;
 
     ucc->complete = policy_complete;
+    ucc->can_be_deleted = policy_can_be_deleted;
 
     object_class_property_add_enum(oc, "mode", "PvschedMode",
                                    &PvschedMode_lookup,

@@ -991,6 +991,16 @@ static void qmp_refused(QTestState *qts, const char *cmd, const char *args,
     g_assert_nonnull(strstr(err, what));
 }
 
+static bool object_exists(QTestState *qts, const char *path)
+{
+    QDict *rsp = qtest_qmp(qts, "{'execute': 'qom-list', 'arguments': {"
+                           "'path': %s}}", path);
+    bool exists = qdict_haskey(rsp, "return");
+
+    qobject_unref(rsp);
+    return exists;
+}
+
 /*
  * To make one thread's change fail, deterministically: a cpu cgroup (v1,
  * with RT group scheduling) without real-time runtime, where a thread
@@ -1151,6 +1161,98 @@ static void test_change_order(void)
     }
 }
 
+/*
+ * object-add of a policy that fails at its last step (ordering the I/O
+ * thread) leaves nothing behind: the main loop's attributes and
+ * RLIMIT_RTPRIO are as they were, and a later object-add succeeds.
+ */
+static void test_object_add_fails_cleanly(void)
+{
+    g_autofree char *cg = no_rt_cgroup();
+    QTestState *qts;
+    int iot, rtprio;
+
+    if (!cg) {
+        return;
+    }
+    qts = qtest_init("-machine none -object iothread,id=io0");
+    iot = iothread_tid(qts, "io0");
+    rtprio = rtprio_limit(qts);
+    move_thread(cg, iot);
+    qmp_refused(qts, "object-add", "{'qom-type': 'pvsched-policy', "
+                "'id': 'pol0', 'priority-ceiling': 20}", "cannot set");
+    assert_thread(main_loop_tid(qts), "other/0");
+    assert_thread(iot, "other/0");
+    g_assert_cmpint(rtprio_limit(qts), ==, rtprio);
+    g_assert_false(object_exists(qts, "/objects/pol0"));
+
+    move_thread(CPU_CGROUP, iot);
+    qmp_ok(qts, "object-add", "{'qom-type': 'pvsched-policy', "
+           "'id': 'pol0'}");
+    assert_thread(main_loop_tid(qts), "fifo/2");
+    assert_thread(iot, "fifo/2");
+    qtest_quit(qts);
+    rmdir(cg);
+}
+
+/* object-del gives the threads back what they had before the policy. */
+static void test_object_del_restores(void)
+{
+    QTestState *qts = qtest_init("-machine none -object iothread,id=io0");
+    int main_tid = main_loop_tid(qts);
+    int iot = iothread_tid(qts, "io0");
+
+    qmp_ok(qts, "object-add", "{'qom-type': 'pvsched-policy', "
+           "'id': 'pol0', 'boost-priority': 4}");
+    assert_thread(main_tid, "fifo/5");
+    assert_thread(iot, "fifo/5");
+    qmp_ok(qts, "object-del", "{'id': 'pol0'}");
+    assert_thread(main_tid, "other/0");
+    assert_thread(iot, "other/0");
+
+    /* Nothing of it is left to stand in the way of a new one. */
+    qmp_ok(qts, "object-add", "{'qom-type': 'pvsched-policy', "
+           "'id': 'pol1'}");
+    assert_thread(main_tid, "fifo/2");
+    assert_thread(iot, "fifo/2");
+    qtest_quit(qts);
+}
+
+/*
+ * The main loop, the I/O threads and RLIMIT_RTPRIO belong to the whole
+ * process: a second policy is refused, and the first keeps them.
+ */
+static void test_one_policy(void)
+{
+    QTestState *qts = qtest_init("-machine none -object iothread,id=io0 "
+                                 "-object pvsched-policy,id=pol0,"
+                                 "boost-priority=8");
+    int rtprio = rtprio_limit(qts);
+
+    assert_thread(main_loop_tid(qts), "fifo/9");
+    qmp_refused(qts, "object-add", "{'qom-type': 'pvsched-policy', "
+                "'id': 'pol1', 'boost-priority': 2}",
+                "pvsched-policy 'pol0' exists already");
+    assert_thread(main_loop_tid(qts), "fifo/9");
+    assert_thread(iothread_tid(qts, "io0"), "fifo/9");
+    g_assert_cmpint(rtprio_limit(qts), ==, rtprio);
+    g_assert_false(object_exists(qts, "/objects/pol1"));
+    qtest_quit(qts);
+}
+
+/* The device follows its policy until QEMU exits: it cannot go. */
+static void test_object_del_in_use(void)
+{
+    QTestState *qts = qtest_init(QTEST_VM);
+
+    qmp_refused(qts, "object-del", "{'id': 'pol0'}", "in use");
+    g_assert_true(object_exists(qts, "/objects/pol0"));
+    qmp_ok(qts, "pvsched-set-policy", "{'id': 'pol0', 'mode': 'static'}");
+    vm_exit(qts, 0);
+    assert_vcpu(qts, 0, "disabled", "fifo", 8);
+    qtest_quit(qts);
+}
+
 static int effective_prio(int pid, int tid)
 {
     g_autofree char *path = g_strdup_printf("/proc/%d/task/%d/sched", pid,
@@ -1305,6 +1407,13 @@ int main(int argc, char **argv)
     qtest_add_func("/pvsched/policy/change-order", test_change_order);
     qtest_add_func("/pvsched/policy/change-rolls-back",
                    test_change_rolls_back);
+    qtest_add_func("/pvsched/policy/object-add-fails-cleanly",
+                   test_object_add_fails_cleanly);
+    qtest_add_func("/pvsched/policy/object-del-restores",
+                   test_object_del_restores);
+    qtest_add_func("/pvsched/policy/one-policy", test_one_policy);
+    qtest_add_func("/pvsched/policy/object-del-in-use",
+                   test_object_del_in_use);
     qtest_add_func("/pvsched/pi/bql-inherits", test_bql_inherits);
     return g_test_run();
 }
