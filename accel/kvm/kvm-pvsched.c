@@ -17,3 +17,8 @@ bool kvm_pvsched_install_hook(const KVMPvschedHook *hook)
 {
     return qatomic_cmpxchg(&kvm_pvsched_hook, NULL, hook) == NULL;
 }
+
+void kvm_pvsched_remove_hook(const KVMPvschedHook *hook)
+{
+    qatomic_cmpxchg(&kvm_pvsched_hook, hook, NULL);
+}

@@ -192,24 +192,50 @@ static bool pvsched_check(PvschedState *s, Error **errp)
     return pvsched_cpus_advertise(errp);
 }
 
+/*
+ * Under KVM: the run-loop hook, then the MSR filter, which cannot be
+ * removed and so comes last; the hook is removed if the filter fails.
+ * Before any vCPU runs guest code: machine creation is not done.
+ */
+static bool pvsched_install_kvm(PvschedState *s, Error **errp)
+{
+    int ret;
+
+    s->hook = (KVMPvschedHook) { .post_run = pvsched_post_run,
+                                 .vcpu_start = pvsched_vcpu_start,
+                                 .opaque = s };
+    if (!kvm_pvsched_install_hook(&s->hook)) {
+        error_setg(errp, "pvsched: the KVM run-loop hook is already taken");
+        return false;
+    }
+    ret = kvm_filter_msr(kvm_state, PVSCHED_MSR, pvsched_rdmsr,
+                         pvsched_wrmsr);
+    if (ret < 0) {
+        kvm_pvsched_remove_hook(&s->hook);
+        error_setg_errno(errp, -ret, "pvsched: cannot route MSR 0x%x to QEMU",
+                         PVSCHED_MSR);
+        error_append_hint(errp, "The host kernel must support "
+                          "KVM_CAP_X86_USER_SPACE_MSR and MSR filters.\n");
+        return false;
+    }
+    return true;
+}
+
 static void pvsched_realize(DeviceState *dev, Error **errp)
 {
     PvschedState *s = PVSCHED(dev);
     MachineState *ms = MACHINE(qdev_get_machine());
     CPUState *cs;
-    int i, ret;
+    int i;
 
-    if (!pvsched_check(s, errp)) {
-        return;
-    }
-    ret = kvm_enabled() ?
-        kvm_filter_msr(kvm_state, PVSCHED_MSR, pvsched_rdmsr, pvsched_wrmsr) :
-        0;
-    if (ret < 0) {
-        error_setg_errno(errp, -ret, "pvsched: cannot route MSR 0x%x to QEMU",
-                         PVSCHED_MSR);
-        error_append_hint(errp, "The host kernel must support "
-                          "KVM_CAP_X86_USER_SPACE_MSR and MSR filters.\n");
+    /*
+     * Every step that can fail comes first: a failed realize leaves no
+     * global, hook or filter behind.  The hook and the MSR handlers use
+     * the state set up below only once vCPUs run guest code, which they
+     * cannot do before realize returns (we hold the BQL).
+     */
+    if (!pvsched_check(s, errp) ||
+        (kvm_enabled() && !pvsched_install_kvm(s, errp))) {
         return;
     }
 
@@ -221,19 +247,8 @@ static void pvsched_realize(DeviceState *dev, Error **errp)
         pvsched_vcpu_init(&s->vcpus[i], i, s->policy);
     }
     pvsched_state = s;
-
     if (!kvm_enabled()) {
         qtest_set_command_cb(pvsched_qtest_command);
-    } else {
-        /* Before any vCPU runs guest code: machine creation is not done. */
-        s->hook = (KVMPvschedHook) { .post_run = pvsched_post_run,
-                                     .vcpu_start = pvsched_vcpu_start,
-                                     .opaque = s };
-        if (!kvm_pvsched_install_hook(&s->hook)) {
-            error_setg(errp, "pvsched: the KVM run-loop hook is already "
-                       "taken");
-            return;
-        }
     }
     s->policy_changed.notify = pvsched_policy_changed;
     pvsched_policy_add_change_notifier(s->policy, &s->policy_changed);

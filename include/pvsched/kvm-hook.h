@@ -6,7 +6,8 @@
  * a vCPU thread calls kvm_pvsched_vcpu_start() once, before it first
  * enters the guest (it holds the BQL then).
  * At most one hook exists: the pvsched device installs it at realize,
- * before any vCPU runs guest code, and never removes it.
+ * before any vCPU runs guest code, and removes it only if its realize
+ * fails after that, still before any vCPU ran guest code.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -28,6 +29,9 @@ extern const KVMPvschedHook *kvm_pvsched_hook;
 
 /* Install @hook; fails (returns false) if another hook is installed. */
 bool kvm_pvsched_install_hook(const KVMPvschedHook *hook);
+
+/* Remove @hook if it is the one installed. */
+void kvm_pvsched_remove_hook(const KVMPvschedHook *hook);
 
 static inline void kvm_pvsched_post_run(CPUState *cpu)
 {
