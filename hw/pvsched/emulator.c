@@ -38,12 +38,12 @@ struct PvschedEmulatorUndo {
 };
 
 /*
- * Its own attributes back.  A thread without CAP_SYS_NICE cannot clear
- * RESET_ON_FORK once set: then it keeps that flag, and only that.
+ * Attributes the thread had before.  A thread without CAP_SYS_NICE cannot
+ * clear RESET_ON_FORK once set: then it keeps that flag, and only that.
  */
-static int restore_self(const PvschedBackend *be)
+static int set_back(const PvschedBackend *be, const PvschedSchedAttr *prev)
 {
-    PvschedSchedAttr attr = saved;
+    PvschedSchedAttr attr = *prev;
     int ret = be->set(&attr, be->opaque);
 
     if (ret == -EPERM && !(attr.flags & PVSCHED_FLAG_RESET_ON_FORK)) {
@@ -70,7 +70,7 @@ static int order_self(const PvschedSchedAttr *want, ThreadUndo *u)
     u->saved = saved;
     u->saved_valid = saved_valid;
     if (!want) {
-        ret = saved_valid ? restore_self(be) : 0;
+        ret = saved_valid ? set_back(be, &saved) : 0;
         saved_valid = saved_valid && ret < 0;
     } else {
         attr = *want;
@@ -91,7 +91,7 @@ static int order_self(const PvschedSchedAttr *want, ThreadUndo *u)
 static void undo_self(const ThreadUndo *u)
 {
     const PvschedBackend *be = &pvsched_host_backend;
-    int ret = be->set(&u->prev, be->opaque);
+    int ret = set_back(be, &u->prev);
 
     saved = u->saved;
     saved_valid = u->saved_valid;

@@ -1002,38 +1002,83 @@ static bool object_exists(QTestState *qts, const char *path)
 }
 
 /*
- * To make one thread's change fail, deterministically: a cpu cgroup (v1,
- * with RT group scheduling) without real-time runtime, where a thread
- * cannot become SCHED_FIFO, not even with CAP_SYS_NICE.
+ * To make one thread's change fail, deterministically, from outside QEMU,
+ * whichever way this host allows:
+ * - a cpu cgroup (v1, with RT group scheduling) without real-time
+ *   runtime, where a thread cannot become SCHED_FIFO, not even with
+ *   CAP_SYS_NICE;
+ * - else QEMU runs without CAP_SYS_NICE, with RLIMIT_RTPRIO 30, and the
+ *   thread is made SCHED_IDLE from outside: without CAP_SYS_NICE a
+ *   thread leaves SCHED_IDLE only as far as RLIMIT_NICE (here 0) allows.
  */
 #define CPU_CGROUP "/sys/fs/cgroup/cpu"
+#define UNPRIVILEGED "prlimit --rtprio=30:30 --nice=0:0 setpriv " \
+    "--inh-caps=-sys_nice --bounding-set=-sys_nice "
 
-static char *no_rt_cgroup(void)
+typedef struct Breaker {
+    char *cgroup;           /* NULL: SCHED_IDLE, QEMU unprivileged */
+    const char *broken;     /* what a broken thread shows */
+} Breaker;
+
+static bool can_run_unprivileged(void)
+{
+    g_auto(GStrv) argv = NULL;
+    int status;
+
+    g_assert_true(g_shell_parse_argv(UNPRIVILEGED "true", NULL, &argv,
+                                     NULL));
+    return g_spawn_sync(NULL, argv, NULL,
+                        G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL |
+                        G_SPAWN_STDERR_TO_DEV_NULL,
+                        NULL, NULL, NULL, NULL, &status, NULL) &&
+           WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+static bool breaker_init(Breaker *b)
 {
     char *dir = g_strdup_printf(CPU_CGROUP "/pvsched-test-%d", getpid());
     g_autofree char *runtime = g_strdup_printf("%s/cpu.rt_runtime_us", dir);
     g_autofree char *text = NULL;
 
-    if ((mkdir(dir, 0755) < 0 && errno != EEXIST) ||
-        !g_file_get_contents(runtime, &text, NULL, NULL) ||
-        atoi(text) != 0) {
-        g_test_skip("needs a cpu cgroup with RT group scheduling (cgroup "
-                    "v1, CONFIG_RT_GROUP_SCHED) to make a thread's "
-                    "sched_setattr() fail");
-        rmdir(dir);
-        g_free(dir);
-        return NULL;
+    if ((mkdir(dir, 0755) == 0 || errno == EEXIST) &&
+        g_file_get_contents(runtime, &text, NULL, NULL) &&
+        atoi(text) == 0) {
+        *b = (Breaker) { .cgroup = dir, .broken = "other/0" };
+        return true;
     }
-    return dir;
+    rmdir(dir);
+    g_free(dir);
+    if (can_run_unprivileged()) {
+        *b = (Breaker) { .broken = "idle/0" };
+        return true;
+    }
+    g_test_skip("needs a cpu cgroup with RT group scheduling (cgroup v1, "
+                "CONFIG_RT_GROUP_SCHED), or to run QEMU without "
+                "CAP_SYS_NICE with RLIMIT_RTPRIO 30, to make a thread's "
+                "sched_setattr() fail");
+    return false;
 }
 
-/* Only a SCHED_OTHER thread may enter a group without RT runtime. */
-static void move_thread(const char *cgroup, int tid)
+static QTestState *breaker_qemu(Breaker *b, const char *args)
+{
+    g_autofree char *qemu = NULL;
+
+    if (b->cgroup) {
+        return qtest_init(args);
+    }
+    qemu = g_strdup_printf(UNPRIVILEGED "%s",
+                           g_getenv("QTEST_QEMU_BINARY"));
+    g_setenv("PVSCHED_TEST_QEMU", qemu, true);
+    return qtest_init_with_env("PVSCHED_TEST_QEMU", args, true);
+}
+
+static void cgroup_move(const char *cgroup, int tid)
 {
     g_autofree char *tasks = g_strdup_printf("%s/tasks", cgroup);
     g_autofree char *id = g_strdup_printf("%d", tid);
     int fd;
 
+    /* Only a SCHED_OTHER thread may enter a group without RT runtime. */
     g_assert_cmpint(set_thread_fifo(tid, 0), ==, 0);
     fd = open(tasks, O_WRONLY);
     g_assert_cmpint(fd, >=, 0);
@@ -1041,6 +1086,36 @@ static void move_thread(const char *cgroup, int tid)
     close(fd);
 }
 
+/* From now on, thread @tid cannot become SCHED_FIFO. */
+static void breaker_break(Breaker *b, int tid)
+{
+    struct test_sched_attr idle = { .size = sizeof(idle),
+                                    .policy = SCHED_IDLE };
+
+    if (b->cgroup) {
+        cgroup_move(b->cgroup, tid);
+    } else {
+        g_assert_cmpint(syscall(SYS_sched_setattr, tid, &idle, 0), ==, 0);
+    }
+    assert_thread(tid, b->broken);
+}
+
+static void breaker_mend(Breaker *b, int tid)
+{
+    if (b->cgroup) {
+        cgroup_move(CPU_CGROUP, tid);
+    } else {
+        g_assert_cmpint(set_thread_fifo(tid, 0), ==, 0);
+    }
+}
+
+static void breaker_cleanup(Breaker *b)
+{
+    if (b->cgroup) {
+        rmdir(b->cgroup);
+        g_free(b->cgroup);
+    }
+}
 
 /*
  * A run-time change that fails at a later step (here the I/O thread,
@@ -1050,29 +1125,35 @@ static void move_thread(const char *cgroup, int tid)
  */
 static void test_change_rolls_back(void)
 {
-    g_autofree char *cg = no_rt_cgroup();
+    Breaker b;
     QTestState *qts;
     int main_tid, vcpu, iot;
 
-    if (!cg) {
+    if (!breaker_init(&b)) {
         return;
     }
-    qts = boost_vcpu0("max-boost-us=0,priority-ceiling=30 "
-                      "-object iothread,id=io0");
+    qts = breaker_qemu(&b, "-machine pc -smp 1 -m 128M -cpu qemu64 "
+                       "-object pvsched-policy,id=pol0,boost-priority=8,"
+                       "max-boost-us=0,priority-ceiling=30 "
+                       "-object iothread,id=io0 "
+                       "-device pvsched,policy=pol0,x-qtest=on");
+    g_assert_true(wrmsr(qts, 0, AREA0 | MSR_ENABLE));
+    qtest_writeb(qts, AREA0 + 8, REQ_BOOST);
+    vm_exit(qts, 0);
     main_tid = main_loop_tid(qts);
     vcpu = vcpu_tid(qts, 0);
     iot = iothread_tid(qts, "io0");
     assert_thread(main_tid, "fifo/9");
     assert_thread(iot, "fifo/9");
     assert_thread(vcpu, "fifo/8");
-    move_thread(cg, iot);
+    breaker_break(&b, iot);
 
     /* Up: the main loop goes first, then the I/O thread fails. */
     qmp_refused(qts, "pvsched-set-policy", "{'id': 'pol0', "
                 "'boost-priority': 12}", "cannot set");
     assert_thread(main_tid, "fifo/9");
     assert_thread(vcpu, "fifo/8");
-    assert_thread(iot, "other/0");
+    assert_thread(iot, b.broken);
     g_assert_cmpint(qom_get_int(qts, "/objects/pol0", "boost-priority"), ==,
                     8);
 
@@ -1081,12 +1162,12 @@ static void test_change_rolls_back(void)
                 "'boost-priority': 3}", "cannot set");
     assert_thread(main_tid, "fifo/9");
     assert_thread(vcpu, "fifo/8");
-    assert_thread(iot, "other/0");
+    assert_thread(iot, b.broken);
     g_assert_cmpint(qom_get_int(qts, "/objects/pol0", "boost-priority"), ==,
                     8);
     g_assert_cmpstr(vcpu_status(qts, 0), ==, "boosted");
     qtest_quit(qts);
-    rmdir(cg);
+    breaker_cleanup(&b);
 }
 
 /* Positions in @log of the lines that set a thread to fifo/@prio. */
@@ -1168,31 +1249,31 @@ static void test_change_order(void)
  */
 static void test_object_add_fails_cleanly(void)
 {
-    g_autofree char *cg = no_rt_cgroup();
+    Breaker b;
     QTestState *qts;
     int iot, rtprio;
 
-    if (!cg) {
+    if (!breaker_init(&b)) {
         return;
     }
-    qts = qtest_init("-machine none -object iothread,id=io0");
+    qts = breaker_qemu(&b, "-machine none -object iothread,id=io0");
     iot = iothread_tid(qts, "io0");
     rtprio = rtprio_limit(qts);
-    move_thread(cg, iot);
+    breaker_break(&b, iot);
     qmp_refused(qts, "object-add", "{'qom-type': 'pvsched-policy', "
                 "'id': 'pol0', 'priority-ceiling': 20}", "cannot set");
-    assert_thread(main_loop_tid(qts), "other/0");
-    assert_thread(iot, "other/0");
     g_assert_cmpint(rtprio_limit(qts), ==, rtprio);
+    assert_thread(main_loop_tid(qts), "other/0");
+    assert_thread(iot, b.broken);
     g_assert_false(object_exists(qts, "/objects/pol0"));
 
-    move_thread(CPU_CGROUP, iot);
+    breaker_mend(&b, iot);
     qmp_ok(qts, "object-add", "{'qom-type': 'pvsched-policy', "
            "'id': 'pol0'}");
     assert_thread(main_loop_tid(qts), "fifo/2");
     assert_thread(iot, "fifo/2");
     qtest_quit(qts);
-    rmdir(cg);
+    breaker_cleanup(&b);
 }
 
 /* object-del gives the threads back what they had before the policy. */
