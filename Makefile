@@ -14,7 +14,7 @@ QEMU := $(BUILD)/qemu-system-x86_64
 GUEST := $(BUILD)/guest/pvsched-guest.elf
 
 # QEMU and the test binaries built alongside it.
-TARGETS := qemu-system-x86_64 tests/unit/test-pvsched-state tests/unit/test-pvsched-host tests/unit/test-pvsched-pi tests/qtest/pvsched-test \
+TARGETS := qemu-system-x86_64 tests/unit/test-pvsched-state tests/unit/test-pvsched-vcpu tests/unit/test-pvsched-host tests/unit/test-pvsched-pi tests/qtest/pvsched-test \
 	tests/qtest/qmp-cmd-test tests/unit/test-seccomp
 
 .PHONY: all deps qemu guest run check series bench clean kvm-where FORCE

@@ -26,7 +26,7 @@ for c in $(git -C "$out/src" rev-list --reverse pristine..pvsched); do
     git -C "$out/src" checkout -q "$c"
     targets=qemu-system-x86_64
     [ "$c" != "$last" ] ||
-        targets="$targets tests/unit/test-pvsched-state tests/unit/test-pvsched-pi tests/qtest/pvsched-test"
+        targets="$targets tests/unit/test-pvsched-state tests/unit/test-pvsched-vcpu tests/unit/test-pvsched-pi tests/qtest/pvsched-test"
     PVSCHED_NINJA_TARGETS=$targets \
         bash "$top/scripts/build-qemu.sh" "$out/src" "$out/qemu" > "$out/build.log" 2>&1 ||
         { tail -n 30 "$out/build.log"; die "commit $c does not build"; }

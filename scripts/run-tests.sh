@@ -62,7 +62,7 @@ check() {
 suite_unit() {
     local t
     # QEMU's own seccomp test, with the sched_setattr() rules added to it.
-    for t in test-pvsched-state test-pvsched-host test-pvsched-pi \
+    for t in test-pvsched-state test-pvsched-vcpu test-pvsched-host test-pvsched-pi \
              test-seccomp; do
         "$QB/tests/unit/$t" --tap -k 2>&1 | tee "$results/$t.tap"
         count_tap "unit $t" "$results/$t.tap" "${PIPESTATUS[0]}"

@@ -81,18 +81,33 @@ static int64_t clock_ns(clockid_t clk)
 {
     struct timespec ts;
 
-    clock_gettime(clk, &ts);
+    if (clock_gettime(clk, &ts) < 0) {
+        return -errno;
+    }
     return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+/* The calling thread's own clocks exist as long as it runs. */
 static int64_t host_thread_cpu_ns(void *opaque)
 {
-    return clock_ns(CLOCK_THREAD_CPUTIME_ID);
+    int64_t ns = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+
+    assert(ns >= 0);
+    return ns;
 }
 
 static int64_t host_now_ns(void *opaque)
 {
-    return clock_ns(CLOCK_MONOTONIC);
+    int64_t ns = clock_ns(CLOCK_MONOTONIC);
+
+    assert(ns >= 0);
+    return ns;
+}
+
+/* Another thread's clock fails (EINVAL) once that thread has exited. */
+static int64_t host_clock_cpu_ns(clockid_t clock, void *opaque)
+{
+    return clock_ns(clock);
 }
 
 const PvschedBackend pvsched_host_backend = {
@@ -100,6 +115,7 @@ const PvschedBackend pvsched_host_backend = {
     .set = host_set,
     .thread_cpu_ns = host_thread_cpu_ns,
     .now_ns = host_now_ns,
+    .clock_cpu_ns = host_clock_cpu_ns,
 };
 
 int pvsched_uclamp_probe(void)

@@ -137,12 +137,13 @@ static void pvsched_qtest_on_vcpu(CPUState *cs, run_on_cpu_data data)
     PvschedQtestOp *q = data.host_ptr;
     PvschedVcpu *v = vcpu_of(cs);
 
+    /* As kvm_cpu_exec(): the hook first, at every return from the guest. */
+    pvsched_vcpu_sync(v);
     if (!strcmp(q->op, "wrmsr")) {
         q->val = pvsched_vcpu_msr_write(v, q->val);
     } else if (!strcmp(q->op, "rdmsr")) {
         q->val = v->msr_val;
     } else {
-        pvsched_vcpu_sync(v);
         q->val = 0;
     }
 }

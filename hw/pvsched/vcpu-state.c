@@ -174,7 +174,7 @@ static void follow_mode_unregistered(PvschedVcpuState *st,
  * before against the guest would throttle every such vCPU at once.
  */
 static bool over_bound(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
-                       const PvschedBackend *be)
+                       const PvschedBackend *be, bool check_bound)
 {
     if (!cfg->max_boost_ns) {
         st->bounded = false;
@@ -185,7 +185,8 @@ static bool over_bound(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
         st->bounded = true;
         return false;
     }
-    return be->thread_cpu_ns(be->opaque) - st->bound_cpu_ns >
+    return check_bound &&
+           be->thread_cpu_ns(be->opaque) - st->bound_cpu_ns >
            cfg->max_boost_ns;
 }
 
@@ -218,8 +219,9 @@ static bool want_boost(const PvschedBoostConfig *cfg, uint8_t boost_req,
     }
 }
 
-bool pvsched_state_update(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
-                          const PvschedBackend *be, uint8_t boost_req)
+static bool update(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
+                   const PvschedBackend *be, uint8_t boost_req,
+                   bool check_bound)
 {
     bool changed = false;
     int ret;
@@ -235,7 +237,7 @@ bool pvsched_state_update(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
         changed = set_status(st, PVSCHED_STATUS_NORMAL);
         break;
     case PVSCHED_STATUS_BOOSTED:
-        if (over_bound(st, cfg, be)) {
+        if (over_bound(st, cfg, be, check_bound)) {
             return throttle(st, cfg, be);
         }
         break;
@@ -256,4 +258,17 @@ bool pvsched_state_update(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
         changed |= set_status(st, PVSCHED_STATUS_NORMAL);
     }
     return changed;
+}
+
+bool pvsched_state_update(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
+                          const PvschedBackend *be, uint8_t boost_req)
+{
+    return update(st, cfg, be, boost_req, true);
+}
+
+bool pvsched_state_exit(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
+                        const PvschedBackend *be, uint8_t boost_req,
+                        bool check_bound)
+{
+    return update(st, cfg, be, boost_req, check_bound);
 }

@@ -35,26 +35,19 @@ static const PvschedBackend *backend = &pvsched_host_backend;
  */
 #define BOUND_KICK_RETRY_MAX_NS (10 * SCALE_MS)
 
-static int64_t vcpu_cpu_ns(PvschedVcpu *v)
-{
-    struct timespec ts;
-
-    clock_gettime(v->cpu_clock, &ts);
-    return ts.tv_sec * NANOSECONDS_PER_SECOND + ts.tv_nsec;
-}
-
 /*
  * The bound on boosted CPU time, enforced from the main loop whatever the
  * guest does: POSIX CPU-time timers fire on the host tick, too late for a
  * 3 ms budget, so a high-resolution timer compares the vCPU thread's CPU
  * clock with its budget and, once it is spent, kicks the vCPU out of
- * KVM_RUN; the vCPU thread then throttles itself in its run loop.
+ * KVM_RUN; the vCPU thread then throttles itself in its run loop.  The
+ * vCPU reads its own clock only then (bound_due), not at every exit.
  */
 static void bound_check(void *opaque)
 {
     PvschedVcpu *v = opaque;
     PvschedBoostConfig cfg;
-    int64_t left, next;
+    int64_t cpu_ns, left, next;
 
     if (qatomic_read(&v->st.status) != PVSCHED_STATUS_BOOSTED) {
         v->kick_retry_ns = 0;
@@ -65,18 +58,57 @@ static void bound_check(void *opaque)
         v->kick_retry_ns = 0;
         return;
     }
-    left = cfg.max_boost_ns -
-           (vcpu_cpu_ns(v) - qatomic_read(&v->st.bound_cpu_ns));
+    cpu_ns = backend->clock_cpu_ns(v->cpu_clock, backend->opaque);
+    left = cfg.max_boost_ns - (cpu_ns - qatomic_read(&v->st.bound_cpu_ns));
     if (left >= 0) {
         v->kick_retry_ns = 0;
         next = MAX(left, BOUND_POLL_MIN_NS);
     } else {
         trace_pvsched_bound_kick(v->index, -left);
+        /* Seen at the exit the kick forces: a system call orders it. */
+        qatomic_set(&v->bound_due, true);
         qemu_cpu_kick(qemu_get_cpu(v->index));
         next = v->kick_retry_ns ?: BOUND_POLL_MIN_NS;
         v->kick_retry_ns = MIN(next * 2, BOUND_KICK_RETRY_MAX_NS);
     }
     timer_mod(v->bound_timer, qemu_clock_get_ns(QEMU_CLOCK_REALTIME) + next);
+}
+
+static bool bound_applies(PvschedVcpu *v)
+{
+    return v->st.status == PVSCHED_STATUS_BOOSTED && v->st.bounded;
+}
+
+/*
+ * On the vCPU thread, after every change of its state: each start of a
+ * bounded boost arms the bound timer, whatever the timer looks like.
+ *
+ * Testing timer_pending() instead loses the bound: this thread stores
+ * BOOSTED then loads the timer's state; bound_check() is called once the
+ * timer is off its list, then loads the status.  Each thread may read the
+ * other's old value (store buffering): the timer looks pending here while
+ * bound_check() sees no boost and lets go.
+ *
+ * Arming unconditionally cannot lose it.  timer_mod() and the main loop's
+ * removal of an expired timer take the same timer-list lock.  If our
+ * timer_mod() comes first, the timer expires only max_boost_ns later,
+ * and the main loop, which takes it off the list under the lock after we
+ * released it, then sees our BOOSTED store in bound_check().  If the
+ * removal comes first, our timer_mod() puts the timer back.  Either way,
+ * as long as the vCPU is boosted its bound timer is pending or its
+ * callback will see the boost and re-arm it; only this thread ends a
+ * boost.
+ */
+static void police_bound(PvschedVcpu *v, const PvschedBoostConfig *cfg)
+{
+    bool applies = bound_applies(v);
+
+    if (applies && !v->policing) {
+        trace_pvsched_bound_arm(v->index, cfg->max_boost_ns);
+        timer_mod(v->bound_timer,
+                  qemu_clock_get_ns(QEMU_CLOCK_REALTIME) + cfg->max_boost_ns);
+    }
+    v->policing = applies;
 }
 
 void pvsched_vcpu_init(PvschedVcpu *v, int index, PvschedPolicy *policy)
@@ -166,26 +198,40 @@ static void publish(PvschedVcpu *v, bool changed, uint64_t old, uint8_t req)
     }
 }
 
-void pvsched_vcpu_apply(PvschedVcpu *v)
+static void apply(PvschedVcpu *v, bool check_bound)
 {
     PvschedBoostConfig cfg;
     /* Unregistered: no request, but static mode boosts all the same. */
     uint8_t req = v->area.hva ? pvsched_area_boost_req(&v->area) :
                                 PVSCHED_REQ_NONE;
     uint64_t old = v->st.status;
+    bool changed;
 
     pvsched_policy_get_config(v->policy, &cfg);
-    publish(v, pvsched_state_update(&v->st, &cfg, backend, req), old, req);
-    /*
-     * Police the bound from the first boost, and from a switch to a
-     * bounded mode under a boost that was not bounded.  Thread-safe; CPU
-     * time never runs ahead of real time.
-     */
-    if (v->st.status == PVSCHED_STATUS_BOOSTED && cfg.max_boost_ns &&
-        !timer_pending(v->bound_timer)) {
-        timer_mod(v->bound_timer,
-                  qemu_clock_get_ns(QEMU_CLOCK_REALTIME) + cfg.max_boost_ns);
+    changed = pvsched_state_exit(&v->st, &cfg, backend, req, check_bound);
+    publish(v, changed, old, req);
+    police_bound(v, &cfg);
+}
+
+void pvsched_vcpu_apply(PvschedVcpu *v)
+{
+    apply(v, true);
+}
+
+void pvsched_vcpu_exit(PvschedVcpu *v)
+{
+    bool check_bound = false;
+
+    if (unlikely(qatomic_read(&v->bound_due))) {
+        qatomic_set(&v->bound_due, false);
+        /*
+         * Cleared before the clock is read: a request the main loop makes
+         * meanwhile stays set for the next exit.
+         */
+        smp_mb();
+        check_bound = true;
     }
+    apply(v, check_bound);
 }
 
 static void disable(PvschedVcpu *v, bool tell_guest)
@@ -203,6 +249,7 @@ static void disable(PvschedVcpu *v, bool tell_guest)
     if (changed) {
         trace_change(v, old, 0);
     }
+    police_bound(v, &cfg);
     pvsched_area_unmap(&v->area);
     v->msr_val = 0;
     queue_event(v, false);
@@ -234,6 +281,7 @@ static bool enable(PvschedVcpu *v, uint64_t val)
     pvsched_policy_get_config(v->policy, &cfg);
     pvsched_state_enable(&v->st, &cfg, backend);
     publish(v, true, old, 0);
+    police_bound(v, &cfg);
     queue_event(v, false);
     return true;
 }
@@ -241,8 +289,11 @@ static bool enable(PvschedVcpu *v, uint64_t val)
 bool pvsched_vcpu_msr_write(PvschedVcpu *v, uint64_t val)
 {
     if (val == PVSCHED_MSR_DOORBELL) {
+        /*
+         * Evaluated already: the run-loop hook runs at every KVM_RUN
+         * return, this MSR exit's included, before the exit is handled.
+         */
         trace_pvsched_msr_doorbell(v->index);
-        pvsched_vcpu_sync(v);   /* a no-op while disabled */
         return true;
     }
     if (val == PVSCHED_MSR_DISABLE) {

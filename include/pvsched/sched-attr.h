@@ -40,6 +40,8 @@ typedef struct PvschedBackend {
     int (*set)(const PvschedSchedAttr *attr, void *opaque);  /* 0 or -errno */
     int64_t (*thread_cpu_ns)(void *opaque);  /* this thread's CPU time */
     int64_t (*now_ns)(void *opaque);         /* monotonic clock */
+    /* Any thread's CPU time, by its clock; -errno if the thread is gone. */
+    int64_t (*clock_cpu_ns)(clockid_t clock, void *opaque);
     void *opaque;
 } PvschedBackend;
 

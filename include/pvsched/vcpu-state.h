@@ -62,6 +62,16 @@ bool pvsched_state_disable(PvschedVcpuState *st,
 bool pvsched_state_update(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
                           const PvschedBackend *be, uint8_t boost_req);
 
+/*
+ * The same at a guest exit, the hot path: it reads no CPU clock (a system
+ * call) unless @check_bound.  The bound is policed from outside (the main
+ * loop watches the thread's CPU clock), which sets @check_bound when the
+ * bound may be spent; without it a spent bound is not noticed.
+ */
+bool pvsched_state_exit(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
+                        const PvschedBackend *be, uint8_t boost_req,
+                        bool check_bound);
+
 const char *pvsched_status_name(uint64_t status);
 
 #endif

@@ -24,6 +24,8 @@ typedef struct PvschedVcpu {
     bool warned;                /* about a failed scheduling change */
     QEMUTimer *bound_timer;     /* polices max-boost-us; main loop */
     int64_t kick_retry_ns;      /* next resend of a kick; main loop */
+    bool bound_due;             /* main loop to vCPU: check the bound */
+    bool policing;              /* vCPU armed the bound for this boost */
     clockid_t cpu_clock;        /* the vCPU thread's CPU-time clock */
 } PvschedVcpu;
 
@@ -42,15 +44,21 @@ bool pvsched_vcpu_restore(PvschedVcpu *v, uint64_t val, clockid_t cpu_clock);
 /* Reset: unboost and forget the area without writing guest memory. */
 void pvsched_vcpu_reset(PvschedVcpu *v);
 
-/* Apply the guest's boost_req now. */
+/* Apply the policy and the guest's boost_req now, bound included. */
 void pvsched_vcpu_apply(PvschedVcpu *v);
 
-/* The same, called on every KVM_RUN return: keep the unused case cheap. */
+/* The guest's boost_req at an exit of a registered vCPU. */
+void pvsched_vcpu_exit(PvschedVcpu *v);
+
+/*
+ * Called on every KVM_RUN return, the doorbell's included: keep the
+ * unused case cheap.
+ */
 static inline void pvsched_vcpu_sync(PvschedVcpu *v)
 {
     /* The common case on the exit path: this vCPU never registered. */
     if (v->area.hva) {
-        pvsched_vcpu_apply(v);
+        pvsched_vcpu_exit(v);
     }
 }
 

@@ -1,0 +1,303 @@
+/*
+ * Unit tests for one pvsched vCPU (hw/pvsched/vcpu.c): the run-loop hook,
+ * the doorbell, and the bound timer the main loop polices.  The scheduling backend, the clocks, the
+ * guest area, the policy and the CPU list are fakes; the QEMU timer and
+ * thread code are the real ones.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "qemu/main-loop.h"
+#include "qemu/thread.h"
+#include "hw/core/cpu.h"
+#include "pvsched/vcpu.h"
+
+#define US 1000LL
+#define MAX_BOOST_NS (3000 * US)
+#define AREA_GPA 0x100000ULL
+
+/* The fake world: one vCPU thread, its clocks, its CPU, its guest area. */
+static struct {
+    PvschedSchedAttr attr;
+    int64_t cpu_ns;         /* the vCPU thread's CPU clock */
+    int64_t now_ns;
+    int cpu_reads;          /* of the CPU clock, from any thread */
+    bool thread_gone;       /* its CPU clock reads fail, as for a dead tid */
+    bool cpu_unplugged;     /* qemu_get_cpu() finds nothing */
+    int kicks;
+    int config_reads;       /* one per evaluation of the guest's request */
+    int areas_mapped;       /* references held on guest memory */
+    PvschedBoostConfig cfg;
+    struct pvsched_area area;
+} w;
+
+static CPUState fake_cpu;
+
+static int fake_get(PvschedSchedAttr *attr, void *opaque)
+{
+    *attr = w.attr;
+    return 0;
+}
+
+static int fake_set(const PvschedSchedAttr *attr, void *opaque)
+{
+    w.attr = *attr;
+    return 0;
+}
+
+static int64_t fake_thread_cpu_ns(void *opaque)
+{
+    w.cpu_reads++;
+    return w.cpu_ns;
+}
+
+static int64_t fake_now_ns(void *opaque)
+{
+    return w.now_ns;
+}
+
+static int64_t fake_clock_cpu_ns(clockid_t clock, void *opaque)
+{
+    w.cpu_reads++;
+    return w.thread_gone ? -EINVAL : w.cpu_ns;
+}
+
+const PvschedBackend pvsched_host_backend = {
+    .get = fake_get,
+    .set = fake_set,
+    .thread_cpu_ns = fake_thread_cpu_ns,
+    .now_ns = fake_now_ns,
+    .clock_cpu_ns = fake_clock_cpu_ns,
+};
+
+const char *pvsched_policy_name(uint32_t policy)
+{
+    return policy == SCHED_FIFO ? "fifo" : "other";
+}
+
+void pvsched_policy_get_config(PvschedPolicy *pol, PvschedBoostConfig *cfg)
+{
+    w.config_reads++;
+    *cfg = w.cfg;
+}
+
+bool pvsched_area_map(PvschedArea *area, uint64_t gpa, const char **why)
+{
+    g_assert_cmphex(gpa, ==, AREA_GPA);
+    w.areas_mapped++;
+    *area = (PvschedArea) { .mr = (MemoryRegion *)&w.area, .hva = &w.area };
+    return true;
+}
+
+void pvsched_area_unmap(PvschedArea *area)
+{
+    if (area->mr) {
+        w.areas_mapped--;
+    }
+    *area = (PvschedArea) { };
+}
+
+void pvsched_area_set_status(PvschedArea *area, uint64_t status)
+{
+    area->hva->boost_status = status;
+}
+
+CPUState *qemu_get_cpu(int index)
+{
+    return index == 0 && !w.cpu_unplugged ? &fake_cpu : NULL;
+}
+
+void qemu_cpu_kick(CPUState *cpu)
+{
+    g_assert(cpu == &fake_cpu);     /* the real one dereferences it */
+    w.kicks++;
+}
+
+static PvschedVcpu vcpu;
+
+static void setup(void)
+{
+    timer_free(vcpu.bound_timer);
+    memset(&w, 0, sizeof(w));
+    w.cfg = (PvschedBoostConfig) {
+        .mode = PVSCHED_STATE_DYNAMIC,
+        .boost = { .policy = SCHED_FIFO, .priority = 8 },
+        .max_boost_ns = MAX_BOOST_NS,
+        .cooldown_ns = 27000 * US,
+    };
+    pvsched_vcpu_init(&vcpu, 0, NULL);
+}
+
+/* What kvm_cpu_exec() does at every KVM_RUN return. */
+static void guest_exit(uint8_t req)
+{
+    w.area.boost_req = req;
+    pvsched_vcpu_sync(&vcpu);
+}
+
+static void enable_and_boost(void)
+{
+    g_assert_true(pvsched_vcpu_msr_write(&vcpu, AREA_GPA | PVSCHED_MSR_ENABLE));
+    guest_exit(PVSCHED_REQ_BOOST);
+    g_assert_cmpuint(vcpu.st.status, ==, PVSCHED_STATUS_BOOSTED);
+    g_assert_cmpuint(w.attr.policy, ==, SCHED_FIFO);
+}
+
+static int64_t realtime_ns(void)
+{
+    return qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
+}
+
+/* The bound timer's time has come: the main loop runs bound_check(). */
+static void fire_bound_timer(void)
+{
+    g_assert_true(timer_pending(vcpu.bound_timer));
+    timer_mod_ns(vcpu.bound_timer, 1);
+    g_assert_true(qemu_clock_run_timers(QEMU_CLOCK_REALTIME));
+}
+
+/* A bounded boost is policed: the timer fires within the bound. */
+static void assert_policed_from(int64_t before)
+{
+    g_assert_true(timer_pending(vcpu.bound_timer));
+    g_assert_cmpint(timer_expire_time_ns(vcpu.bound_timer), <=,
+                    realtime_ns() + MAX_BOOST_NS);
+    g_assert_cmpint(timer_expire_time_ns(vcpu.bound_timer), >=,
+                    before + MAX_BOOST_NS);
+}
+
+/*
+ * Defect: the vCPU armed the bound only if it saw the timer idle.  What
+ * it sees may be stale: the main loop may have taken the timer off its
+ * list already and read the status from before this boost (store
+ * buffering: each thread stores, then loads the other's old value), and
+ * then nobody arms it.  Here the timer looks pending, as the stale read
+ * would show it, far in the future: the boost must arm it all the same.
+ */
+static void test_every_boost_arms_the_bound(void)
+{
+    int64_t before;
+
+    setup();
+    before = realtime_ns();
+    enable_and_boost();
+    assert_policed_from(before);
+
+    guest_exit(PVSCHED_REQ_UNBOOST);
+    timer_mod_ns(vcpu.bound_timer,
+                 realtime_ns() + 3600 * NANOSECONDS_PER_SECOND);
+    before = realtime_ns();
+    guest_exit(PVSCHED_REQ_BOOST);
+    g_assert_cmpuint(vcpu.st.status, ==, PVSCHED_STATUS_BOOSTED);
+    assert_policed_from(before);
+}
+
+/* The other order: bound_check saw NORMAL and let go; a boost re-arms. */
+static void test_boost_after_bound_check_let_go(void)
+{
+    int64_t before;
+
+    setup();
+    enable_and_boost();
+    guest_exit(PVSCHED_REQ_UNBOOST);
+    fire_bound_timer();
+    g_assert_false(timer_pending(vcpu.bound_timer));
+    before = realtime_ns();
+    guest_exit(PVSCHED_REQ_BOOST);
+    assert_policed_from(before);
+}
+
+/* A switch from an unbounded to a bounded policy polices the boost. */
+static void test_bound_from_unbounded(void)
+{
+    int64_t before;
+
+    setup();
+    w.cfg.max_boost_ns = 0;
+    enable_and_boost();
+    g_assert_false(timer_pending(vcpu.bound_timer));
+    w.cfg.max_boost_ns = MAX_BOOST_NS;
+    before = realtime_ns();
+    pvsched_vcpu_apply(&vcpu);      /* the policy-change notifier's work */
+    assert_policed_from(before);
+}
+
+/*
+ * The bound spent: the main loop kicks the vCPU and the vCPU throttles
+ * itself at the exit that follows, without waiting for another kick.
+ */
+static void test_spent_bound_kicks_and_throttles(void)
+{
+    setup();
+    enable_and_boost();
+    w.cpu_ns += MAX_BOOST_NS / 2;
+    fire_bound_timer();
+    g_assert_cmpint(w.kicks, ==, 0);
+    guest_exit(PVSCHED_REQ_BOOST);
+    g_assert_cmpuint(vcpu.st.status, ==, PVSCHED_STATUS_BOOSTED);
+
+    w.cpu_ns += MAX_BOOST_NS;
+    fire_bound_timer();
+    g_assert_cmpint(w.kicks, ==, 1);
+    guest_exit(PVSCHED_REQ_BOOST);
+    g_assert_cmpuint(vcpu.st.status, ==, PVSCHED_STATUS_THROTTLED);
+    g_assert_cmpuint(w.attr.policy, ==, SCHED_OTHER);
+    g_assert_cmpuint(w.area.boost_status, ==, PVSCHED_STATUS_THROTTLED);
+}
+
+/*
+ * Defect: every exit of a boosted vCPU read its CPU clock (a system
+ * call) although the main loop polices the bound.
+ */
+static void test_exit_reads_no_clock(void)
+{
+    int i, reads;
+
+    setup();
+    enable_and_boost();
+    reads = w.cpu_reads;
+    for (i = 0; i < 100; i++) {
+        guest_exit(PVSCHED_REQ_BOOST);
+    }
+    g_assert_cmpint(w.cpu_reads - reads, ==, 0);
+    g_assert_cmpuint(vcpu.st.status, ==, PVSCHED_STATUS_BOOSTED);
+}
+
+/*
+ * Defect: a doorbell was evaluated twice, by the run-loop hook at the
+ * MSR exit and again by the MSR handler.  KVM runs the hook first.
+ */
+static void test_doorbell_evaluated_once(void)
+{
+    int evals;
+
+    setup();
+    g_assert_true(pvsched_vcpu_msr_write(&vcpu, AREA_GPA | PVSCHED_MSR_ENABLE));
+    evals = w.config_reads;
+    guest_exit(PVSCHED_REQ_BOOST);
+    g_assert_true(pvsched_vcpu_msr_write(&vcpu, PVSCHED_MSR_DOORBELL));
+    g_assert_cmpint(w.config_reads - evals, ==, 1);
+    g_assert_cmpuint(vcpu.st.status, ==, PVSCHED_STATUS_BOOSTED);
+    g_assert_cmpuint(w.area.boost_status, ==, PVSCHED_STATUS_BOOSTED);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    qemu_init_main_loop(&error_abort);
+    g_test_add_func("/pvsched/vcpu/bound/every-boost-arms",
+                    test_every_boost_arms_the_bound);
+    g_test_add_func("/pvsched/vcpu/bound/boost-after-let-go",
+                    test_boost_after_bound_check_let_go);
+    g_test_add_func("/pvsched/vcpu/bound/from-unbounded",
+                    test_bound_from_unbounded);
+    g_test_add_func("/pvsched/vcpu/bound/spent-kicks-throttles",
+                    test_spent_bound_kicks_and_throttles);
+    g_test_add_func("/pvsched/vcpu/exit/reads-no-clock",
+                    test_exit_reads_no_clock);
+    g_test_add_func("/pvsched/vcpu/doorbell/evaluated-once",
+                    test_doorbell_evaluated_once);
+    return g_test_run();
+}
