@@ -7,6 +7,7 @@
 #include "qemu/osdep.h"
 #include "qemu/error-report.h"
 #include "qemu/main-loop.h"
+#include "qemu/thread.h"
 #include "block/aio.h"
 #include "hw/core/cpu.h"
 #include "qapi/qapi-events-pvsched.h"
@@ -42,11 +43,15 @@ static const PvschedBackend *backend = &pvsched_host_backend;
  * clock with its budget and, once it is spent, kicks the vCPU out of
  * KVM_RUN; the vCPU thread then throttles itself in its run loop.  The
  * vCPU reads its own clock only then (bound_due), not at every exit.
+ *
+ * Runs under the BQL, as does vcpu_thread_exit(): a vCPU whose thread has
+ * exited is either torn down already (not BOOSTED) or found gone here.
  */
 static void bound_check(void *opaque)
 {
     PvschedVcpu *v = opaque;
     PvschedBoostConfig cfg;
+    CPUState *cs;
     int64_t cpu_ns, left, next;
 
     if (qatomic_read(&v->st.status) != PVSCHED_STATUS_BOOSTED) {
@@ -58,7 +63,13 @@ static void bound_check(void *opaque)
         v->kick_retry_ns = 0;
         return;
     }
+    cs = qemu_get_cpu(v->index);
     cpu_ns = backend->clock_cpu_ns(v->cpu_clock, backend->opaque);
+    if (!cs || cpu_ns < 0) {
+        trace_pvsched_bound_gone(v->index);
+        v->kick_retry_ns = 0;
+        return;
+    }
     left = cfg.max_boost_ns - (cpu_ns - qatomic_read(&v->st.bound_cpu_ns));
     if (left >= 0) {
         v->kick_retry_ns = 0;
@@ -67,7 +78,7 @@ static void bound_check(void *opaque)
         trace_pvsched_bound_kick(v->index, -left);
         /* Seen at the exit the kick forces: a system call orders it. */
         qatomic_set(&v->bound_due, true);
-        qemu_cpu_kick(qemu_get_cpu(v->index));
+        qemu_cpu_kick(cs);
         next = v->kick_retry_ns ?: BOUND_POLL_MIN_NS;
         v->kick_retry_ns = MIN(next * 2, BOUND_KICK_RETRY_MAX_NS);
     }
@@ -198,6 +209,50 @@ static void publish(PvschedVcpu *v, bool changed, uint64_t old, uint8_t req)
     }
 }
 
+/*
+ * The vCPU's thread exits (CPU hot-unplug).  Its scheduling attributes
+ * die with it; what is kept here must not outlive it: a bound timer would
+ * read a dead thread's clock and kick a CPU that is gone, a reference on
+ * guest memory would never be dropped, and a vCPU plugged in again at
+ * this index would start out BOOSTED on a thread that is not.
+ *
+ * Runs on the exiting thread after its loop, without the BQL: take it, as
+ * bound_check() and memory_region_unref() do.  Whoever unplugs the CPU
+ * waits for the thread without the BQL (cpu_remove_sync()).
+ */
+static void vcpu_thread_exit(Notifier *n, void *data)
+{
+    PvschedVcpu *v = container_of(n, PvschedVcpu, thread_exit);
+    bool registered = v->area.hva;
+
+    bql_lock();
+    trace_pvsched_thread_exit(v->index, pvsched_status_name(v->st.status),
+                              registered);
+    timer_del(v->bound_timer);
+    pvsched_area_unmap(&v->area);
+    qatomic_set(&v->msr_val, 0);
+    pvsched_state_init(&v->st);
+    v->kick_retry_ns = 0;
+    v->bound_due = false;
+    v->policing = false;
+    v->warned = false;
+    v->exit_watched = false;
+    if (registered) {
+        queue_event(v, false);
+    }
+    bql_unlock();
+}
+
+/* On the vCPU thread, before it first gets any state here. */
+static void watch_thread_exit(PvschedVcpu *v)
+{
+    if (unlikely(!v->exit_watched)) {
+        v->thread_exit.notify = vcpu_thread_exit;
+        qemu_thread_atexit_add(&v->thread_exit);
+        v->exit_watched = true;
+    }
+}
+
 static void apply(PvschedVcpu *v, bool check_bound)
 {
     PvschedBoostConfig cfg;
@@ -207,6 +262,7 @@ static void apply(PvschedVcpu *v, bool check_bound)
     uint64_t old = v->st.status;
     bool changed;
 
+    watch_thread_exit(v);
     pvsched_policy_get_config(v->policy, &cfg);
     changed = pvsched_state_exit(&v->st, &cfg, backend, req, check_bound);
     publish(v, changed, old, req);
@@ -266,6 +322,7 @@ static bool enable(PvschedVcpu *v, uint64_t val)
         trace_pvsched_msr_invalid(v->index, val, why);
         return false;
     }
+    watch_thread_exit(v);
     if (v->area.hva) {
         disable(v, true);
     }

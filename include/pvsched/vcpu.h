@@ -10,6 +10,7 @@
 #ifndef PVSCHED_VCPU_H
 #define PVSCHED_VCPU_H
 
+#include "qemu/notify.h"
 #include "qemu/timer.h"
 #include "pvsched/guest-area.h"
 #include "pvsched/policy.h"
@@ -27,6 +28,8 @@ typedef struct PvschedVcpu {
     bool bound_due;             /* main loop to vCPU: check the bound */
     bool policing;              /* vCPU armed the bound for this boost */
     clockid_t cpu_clock;        /* the vCPU thread's CPU-time clock */
+    bool exit_watched;          /* thread_exit is on the thread's list */
+    Notifier thread_exit;       /* tears the state down with the thread */
 } PvschedVcpu;
 
 void pvsched_vcpu_init(PvschedVcpu *v, int index, PvschedPolicy *policy);

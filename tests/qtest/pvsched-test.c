@@ -1431,6 +1431,87 @@ out:
     rmdir(dir);
 }
 
+/*
+ * CPU hot-unplug, which a guest can trigger: vCPU 1 boosts, then the
+ * guest ejects it.  Its thread exits; nothing of its pvsched state may
+ * outlive it (the bound timer, the area, the status), and a vCPU plugged
+ * in again at its index starts clean.
+ */
+#define HOTPLUG_VM "-machine pc -smp 1,maxcpus=2 -m 128M -cpu qemu64 " \
+    "-object pvsched-policy,id=pol0,boost-priority=8,max-boost-us=1000 " \
+    "-device pvsched,policy=pol0,x-qtest=on"
+#define CPU_HOTPLUG_PORT 0xaf00     /* PIIX4's, legacy and modern */
+
+static void plug_cpu1(QTestState *qts)
+{
+    qtest_qmp_device_add(qts, "qemu64-x86_64-cpu", "cpu1",
+                         "{'socket-id': 0, 'core-id': 1, 'thread-id': 0}");
+}
+
+/* device_del, then what the guest's ACPI code does to eject the CPU. */
+static void unplug_cpu1(QTestState *qts)
+{
+    QDict *rsp;
+
+    qtest_outb(qts, CPU_HOTPLUG_PORT, 0);          /* to the modern one */
+    rsp = qtest_qmp(qts, "{'execute': 'device_del', "
+                    "'arguments': {'id': 'cpu1'}}");
+    g_assert(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+    qtest_outl(qts, CPU_HOTPLUG_PORT, 1);          /* select CPU 1 */
+    qtest_outb(qts, CPU_HOTPLUG_PORT + 4, 8);      /* eject it */
+    qtest_qmp_eventwait(qts, "DEVICE_DELETED");
+}
+
+static int vcpus_listed(QTestState *qts)
+{
+    QDict *rsp = query(qts);
+    QListEntry *e;
+    int n = 0;
+
+    QLIST_FOREACH_ENTRY(qdict_get_qlist(qdict_get_qdict(rsp, "return"),
+                                        "vcpus"), e) {
+        n++;
+    }
+    qobject_unref(rsp);
+    return n;
+}
+
+static void test_cpu_unplug_boosted(void)
+{
+    QTestState *qts = qtest_init(HOTPLUG_VM);
+    QDict *v;
+
+    plug_cpu1(qts);
+    g_assert_true(wrmsr(qts, 1, AREA1 | MSR_ENABLE));
+    qtest_writeb(qts, AREA1 + 8, REQ_BOOST);
+    vm_exit(qts, 1);
+    assert_vcpu(qts, 1, "boosted", "fifo", 8);
+
+    unplug_cpu1(qts);
+    g_assert_cmpint(vcpus_listed(qts), ==, 1);
+    /* Time for the bound timer to run, were it still armed: 1 ms. */
+    g_usleep(50 * 1000);
+    g_assert_cmpint(vcpus_listed(qts), ==, 1);
+
+    plug_cpu1(qts);
+    v = vcpu_state(qts, 1);
+    g_assert_cmpstr(qdict_get_str(v, "status"), ==, "disabled");
+    g_assert_false(qdict_get_bool(v, "registered"));
+    g_assert_cmpint(qdict_get_int(v, "boosts"), ==, 0);
+    qobject_unref(v);
+    assert_vcpu(qts, 1, "disabled", "other", 0);
+    g_assert_cmphex(rdmsr(qts, 1), ==, 0);
+    /* The guest's area is not written for a vCPU that is gone. */
+    g_assert_cmphex(qtest_readq(qts, AREA1), ==, BOOSTED);
+
+    /* The new vCPU registers and boosts like any other. */
+    g_assert_true(wrmsr(qts, 1, AREA1 | MSR_ENABLE));
+    vm_exit(qts, 1);
+    assert_vcpu(qts, 1, "boosted", "fifo", 8);
+    qtest_quit(qts);
+}
+
 static void skip_without_kvm(const void *data)
 {
     g_test_skip("needs KVM (/dev/kvm): make check runs it where KVM is");
@@ -1496,5 +1577,7 @@ int main(int argc, char **argv)
     qtest_add_func("/pvsched/policy/object-del-in-use",
                    test_object_del_in_use);
     qtest_add_func("/pvsched/pi/bql-inherits", test_bql_inherits);
+    qtest_add_func("/pvsched/hotplug/cpu-unplug-boosted",
+                   test_cpu_unplug_boosted);
     return g_test_run();
 }

@@ -1,6 +1,7 @@
 /*
  * Unit tests for one pvsched vCPU (hw/pvsched/vcpu.c): the run-loop hook,
- * the doorbell, and the bound timer the main loop polices.  The scheduling backend, the clocks, the
+ * the doorbell, the bound timer the main loop polices, and what is left
+ * when the vCPU's thread exits.  The scheduling backend, the clocks, the
  * guest area, the policy and the CPU list are fakes; the QEMU timer and
  * thread code are the real ones.
  *
@@ -283,6 +284,58 @@ static void test_doorbell_evaluated_once(void)
     g_assert_cmpuint(w.area.boost_status, ==, PVSCHED_STATUS_BOOSTED);
 }
 
+static void *vcpu_thread_boosts_and_exits(void *opaque)
+{
+    enable_and_boost();
+    return NULL;
+}
+
+/*
+ * Defect (CPU hot-unplug): the thread's exit left its state behind: a
+ * reference on guest memory, a bound timer reading a dead thread's
+ * clock, and a BOOSTED status that a re-plugged vCPU would inherit.
+ */
+static void test_thread_exit_tears_down(void)
+{
+    QemuThread t;
+
+    setup();
+    qemu_thread_create(&t, "vcpu", vcpu_thread_boosts_and_exits, NULL,
+                       QEMU_THREAD_JOINABLE);
+    qemu_thread_join(&t);
+    g_assert_cmpint(w.areas_mapped, ==, 0);
+    g_assert_false(timer_pending(vcpu.bound_timer));
+    g_assert_cmpuint(vcpu.st.status, ==, PVSCHED_STATUS_DISABLED);
+    g_assert_false(vcpu.st.boosted);
+    g_assert_cmphex(vcpu.msr_val, ==, 0);
+    g_assert_cmpuint(vcpu.st.boosts, ==, 0);
+
+    /* The next thread for this vCPU starts clean, and can boost. */
+    qemu_thread_create(&t, "vcpu", vcpu_thread_boosts_and_exits, NULL,
+                       QEMU_THREAD_JOINABLE);
+    qemu_thread_join(&t);
+    g_assert_cmpint(w.areas_mapped, ==, 0);
+    g_assert_cmpuint(vcpu.st.status, ==, PVSCHED_STATUS_DISABLED);
+}
+
+/*
+ * Defect: a bound timer that outlived its vCPU kicked
+ * qemu_get_cpu(index), NULL by then, when the dead thread's CPU clock
+ * (whose read failed, unchecked) looked spent.
+ */
+static void test_bound_check_after_unplug(void)
+{
+    setup();
+    w.cfg.max_boost_ns = 1;
+    enable_and_boost();
+    w.cpu_ns += 10 * MAX_BOOST_NS;
+    w.cpu_unplugged = true;
+    w.thread_gone = true;
+    fire_bound_timer();
+    g_assert_cmpint(w.kicks, ==, 0);
+    g_assert_false(timer_pending(vcpu.bound_timer));
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -299,5 +352,9 @@ int main(int argc, char **argv)
                     test_exit_reads_no_clock);
     g_test_add_func("/pvsched/vcpu/doorbell/evaluated-once",
                     test_doorbell_evaluated_once);
+    g_test_add_func("/pvsched/vcpu/unplug/thread-exit-tears-down",
+                    test_thread_exit_tears_down);
+    g_test_add_func("/pvsched/vcpu/unplug/bound-check-after",
+                    test_bound_check_after_unplug);
     return g_test_run();
 }
