@@ -1512,6 +1512,33 @@ static void test_cpu_unplug_boosted(void)
     qtest_quit(qts);
 }
 
+/*
+ * The same under KVM, where a vCPU thread starts through the run-loop
+ * hook: in static mode a hotplugged vCPU's thread is boosted from its
+ * start, and one plugged in again after an unplug must be too.
+ */
+static void test_cpu_replug_static(void)
+{
+    QTestState *qts = qtest_init("-accel kvm -machine pc "
+                                 "-smp 1,maxcpus=2 -m 128M "
+                                 "-cpu qemu64,kvm-pvsched=on "
+                                 "-object pvsched-policy,id=pol0,mode=static,"
+                                 "boost-priority=8 "
+                                 "-device pvsched,policy=pol0");
+    QDict *v;
+
+    plug_cpu1(qts);
+    assert_vcpu(qts, 1, "disabled", "fifo", 8);
+    unplug_cpu1(qts);
+    g_assert_cmpint(vcpus_listed(qts), ==, 1);
+    plug_cpu1(qts);
+    assert_vcpu(qts, 1, "disabled", "fifo", 8);
+    v = vcpu_state(qts, 1);
+    g_assert_cmpint(qdict_get_int(v, "boosts"), ==, 1);
+    qobject_unref(v);
+    qtest_quit(qts);
+}
+
 static void skip_without_kvm(const void *data)
 {
     g_test_skip("needs KVM (/dev/kvm): make check runs it where KVM is");
@@ -1579,5 +1606,6 @@ int main(int argc, char **argv)
     qtest_add_func("/pvsched/pi/bql-inherits", test_bql_inherits);
     qtest_add_func("/pvsched/hotplug/cpu-unplug-boosted",
                    test_cpu_unplug_boosted);
+    add_kvm_func("/pvsched/hotplug/cpu-replug-static", test_cpu_replug_static);
     return g_test_run();
 }
