@@ -678,6 +678,119 @@ static void test_reset(void)
     qtest_quit(qts);
 }
 
+/*
+ * The qcow2 disk savevm needs, made by this QEMU itself (no qemu-img
+ * here): a file node on an empty file, blockdev-create, the qcow2 node.
+ */
+static void add_snapshot_disk(QTestState *qts, const char *path)
+{
+    QDict *ev;
+    bool done = false;
+
+    qtest_qmp_assert_success(qts, "{'execute': 'blockdev-add', "
+                             "'arguments': {'driver': 'file', "
+                             "'node-name': 'snapfile', 'filename': %s}}",
+                             path);
+    qtest_qmp_assert_success(qts, "{'execute': 'blockdev-create', "
+                             "'arguments': {'job-id': 'mk', 'options': {"
+                             "'driver': 'qcow2', 'file': 'snapfile', "
+                             "'size': 1048576}}}");
+    while (!done) {
+        ev = qtest_qmp_eventwait_ref(qts, "JOB_STATUS_CHANGE");
+        done = !strcmp(qdict_get_str(qdict_get_qdict(ev, "data"), "status"),
+                       "concluded");
+        qobject_unref(ev);
+    }
+    qtest_qmp_assert_success(qts, "{'execute': 'job-dismiss', "
+                             "'arguments': {'id': 'mk'}}");
+    qtest_qmp_assert_success(qts, "{'execute': 'blockdev-add', "
+                             "'arguments': {'driver': 'qcow2', "
+                             "'node-name': 'snapdisk', 'file': 'snapfile'}}");
+}
+
+static void hmp_ok(QTestState *qts, const char *cmd)
+{
+    g_autofree char *out = qtest_hmp(qts, "%s", cmd);
+
+    if (*out) {
+        g_test_message("%s: %s", cmd, out);
+    }
+    g_assert_cmpstr(out, ==, "");
+}
+
+static void assert_emulator(QTestState *qts, const char *policy, int prio)
+{
+    QDict *rsp = query(qts);
+    QDict *sched = qdict_get_qdict(qdict_get_qdict(qdict_get_qdict(rsp,
+                                   "return"), "emulator"), "sched");
+
+    g_assert_cmpstr(qdict_get_str(sched, "policy"), ==, policy);
+    g_assert_cmpint(qdict_get_int(sched, "priority"), ==, prio);
+    qobject_unref(rsp);
+}
+
+static void assert_registered(QTestState *qts, int cpu, uint64_t area)
+{
+    QDict *v = vcpu_state(qts, cpu);
+
+    g_assert_cmpint(qdict_get_bool(v, "registered"), ==, area != 0);
+    if (area) {
+        g_assert_cmphex(qdict_get_int(v, "area"), ==, area);
+    }
+    qobject_unref(v);
+}
+
+/*
+ * loadvm resets the machine, then loads the snapshot: each vCPU ends up
+ * with the snapshot's registration, unboosted by its own thread, and the
+ * main loop keeps its own attributes.  Checked right after loadvm and
+ * again once each vCPU has run whatever work was queued on it.
+ */
+static void test_loadvm(void)
+{
+    g_autofree char *disk = NULL;
+    QTestState *qts;
+    int fd, i;
+
+    fd = g_file_open_tmp("pvsched-test-disk-XXXXXX", &disk, NULL);
+    g_assert_cmpint(fd, >=, 0);
+    close(fd);
+    qts = qtest_init(QTEST_VM);
+    add_snapshot_disk(qts, disk);
+
+    g_assert_true(wrmsr(qts, 0, AREA0 | MSR_ENABLE));
+    qtest_writeb(qts, AREA0 + 8, REQ_BOOST);
+    vm_exit(qts, 0);
+    assert_vcpu(qts, 0, "boosted", "fifo", 8);
+    assert_emulator(qts, "fifo", 9);
+    /* In the snapshot: vCPU 0 registered and boosted, vCPU 1 not. */
+    hmp_ok(qts, "savevm s0");
+    g_assert_true(wrmsr(qts, 1, AREA1 | MSR_ENABLE));
+    assert_vcpu(qts, 1, "normal", "other", 0);
+
+    hmp_ok(qts, "loadvm s0");
+    for (i = 0; i < 2; i++) {
+        assert_registered(qts, 0, AREA0);
+        assert_vcpu(qts, 0, "normal", "other", 0);
+        g_assert_cmphex(qtest_readq(qts, AREA0), ==, NORMAL);
+        assert_registered(qts, 1, 0);
+        assert_vcpu(qts, 1, "disabled", "other", 0);
+        assert_emulator(qts, "fifo", 9);
+        /*
+         * Run whatever is queued on the vCPUs (an exit would also apply
+         * the BOOST the guest still asks for).
+         */
+        g_assert_cmphex(rdmsr(qts, 0), ==, AREA0 | MSR_ENABLE);
+        g_assert_cmphex(rdmsr(qts, 1), ==, 0);
+    }
+
+    /* The snapshot's guest still asks for BOOST: the next exit boosts. */
+    vm_exit(qts, 0);
+    assert_vcpu(qts, 0, "boosted", "fifo", 8);
+    qtest_quit(qts);
+    unlink(disk);
+}
+
 /* Static mode boosts every vCPU from the start, registered or not. */
 static void test_static_from_start(void)
 {
@@ -1589,6 +1702,7 @@ int main(int argc, char **argv)
     qtest_add_func("/pvsched/msr/rules", test_msr_rules);
     qtest_add_func("/pvsched/msr/boost", test_boost_through_the_area);
     qtest_add_func("/pvsched/lifecycle/reset", test_reset);
+    qtest_add_func("/pvsched/lifecycle/loadvm", test_loadvm);
     qtest_add_func("/pvsched/events/rate-limit", test_event_rate_limit);
     qtest_add_func("/pvsched/policy/large-max-boost", test_large_max_boost);
     qtest_add_func("/pvsched/policy/large-cooldown", test_large_cooldown);
