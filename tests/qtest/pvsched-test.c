@@ -618,6 +618,52 @@ static void test_msr_rules(void)
     qtest_quit(qts);
 }
 
+/*
+ * 64-byte alignment keeps an area within a page, and RAM regions
+ * usually end on a page: the check that the whole area is RAM needs RAM
+ * that ends elsewhere.  max-ram-below-4g is not rounded: with -m 128M
+ * RAM below 4G ends 32 bytes short of 128M, and RAM above 4G is those
+ * 32 bytes.  Aligned areas there are refused by the range check alone,
+ * which the trace says.
+ */
+#define RAM_END_LOW  0x7ffffe0ULL
+
+static void test_msr_ram_end(void)
+{
+    g_autofree char *log = NULL;
+    g_autofree char *text = NULL;
+    g_autofree char *args = NULL;
+    QTestState *qts;
+    int fd;
+
+    fd = g_file_open_tmp("pvsched-test-trace-XXXXXX", &log, NULL);
+    g_assert_cmpint(fd, >=, 0);
+    close(fd);
+    args = g_strdup_printf("-machine pc,max-ram-below-4g=%llu -smp 1 "
+                           "-m 128M -cpu qemu64 "
+                           "-object pvsched-policy,id=pol0 "
+                           "-device pvsched,policy=pol0,x-qtest=on "
+                           "-trace pvsched_msr_invalid -D %s",
+                           RAM_END_LOW, log);
+    qts = qtest_init(args);
+
+    /* The last whole area below the end is fine. */
+    g_assert_true(wrmsr(qts, 0, (RAM_END_LOW - 0x60) | MSR_ENABLE));
+    g_assert_true(wrmsr(qts, 0, 0));
+    /* Its first 32 bytes are RAM, the rest is not. */
+    g_assert_false(wrmsr(qts, 0, (RAM_END_LOW - 0x20) | MSR_ENABLE));
+    /* 32 bytes of RAM above 4G. */
+    g_assert_false(wrmsr(qts, 0, 0x100000000ULL | MSR_ENABLE));
+    g_assert_cmphex(rdmsr(qts, 0), ==, 0);
+    qtest_quit(qts);
+
+    g_assert_true(g_file_get_contents(log, &text, NULL, NULL));
+    unlink(log);
+    g_test_message("trace: %s", text);
+    g_assert_nonnull(strstr(text, "0x7ffffc1: runs past the end of RAM"));
+    g_assert_nonnull(strstr(text, "0x100000001: runs past the end of RAM"));
+}
+
 static void test_boost_through_the_area(void)
 {
     QTestState *qts = qtest_init(QTEST_VM);
@@ -1701,6 +1747,7 @@ int main(int argc, char **argv)
                    test_static_from_start);
     qtest_add_func("/pvsched/msr/rules", test_msr_rules);
     qtest_add_func("/pvsched/msr/boost", test_boost_through_the_area);
+    qtest_add_func("/pvsched/msr/ram-end", test_msr_ram_end);
     qtest_add_func("/pvsched/lifecycle/reset", test_reset);
     qtest_add_func("/pvsched/lifecycle/loadvm", test_loadvm);
     qtest_add_func("/pvsched/events/rate-limit", test_event_rate_limit);
