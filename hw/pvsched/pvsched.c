@@ -17,6 +17,7 @@
 #include "hw/qdev-properties.h"
 #include "migration/vmstate.h"
 #include "qemu/cutils.h"
+#include "qemu/main-loop.h"
 #include "system/kvm.h"
 #include "system/qtest.h"
 #include "system/reset.h"
@@ -137,7 +138,11 @@ static void pvsched_qtest_on_vcpu(CPUState *cs, run_on_cpu_data data)
     PvschedQtestOp *q = data.host_ptr;
     PvschedVcpu *v = vcpu_of(cs);
 
-    /* As kvm_cpu_exec(): the hook first, at every return from the guest. */
+    /*
+     * As kvm_cpu_exec(): without the BQL, and the hook first, at every
+     * return from the guest.
+     */
+    bql_unlock();
     pvsched_vcpu_sync(v);
     if (!strcmp(q->op, "wrmsr")) {
         q->val = pvsched_vcpu_msr_write(v, q->val);
@@ -146,6 +151,7 @@ static void pvsched_qtest_on_vcpu(CPUState *cs, run_on_cpu_data data)
     } else {
         q->val = 0;
     }
+    bql_lock();
 }
 
 static bool pvsched_qtest_command(CharBackend *chr, gchar **words)

@@ -343,16 +343,18 @@ static bool enable(PvschedVcpu *v, uint64_t val)
     return true;
 }
 
-bool pvsched_vcpu_msr_write(PvschedVcpu *v, uint64_t val)
+/*
+ * Under the BQL: an area holds a reference on the memory it is in, and
+ * letting go of the last one (a DIMM unplugged and its backend deleted
+ * meanwhile) finalizes that memory, which only the BQL's holder may do.
+ * The Xen emulation's vcpu_info runs the same steps under the BQL too.
+ * MSR handlers run without it, so take it: registering is rare, and the
+ * doorbell, the hot path, stays lock-free.
+ */
+static bool msr_register(PvschedVcpu *v, uint64_t val)
 {
-    if (val == PVSCHED_MSR_DOORBELL) {
-        /*
-         * Evaluated already: the run-loop hook runs at every KVM_RUN
-         * return, this MSR exit's included, before the exit is handled.
-         */
-        trace_pvsched_msr_doorbell(v->index);
-        return true;
-    }
+    BQL_LOCK_GUARD();
+
     if (val == PVSCHED_MSR_DISABLE) {
         trace_pvsched_msr_disable(v->index);
         if (v->area.hva) {
@@ -369,6 +371,19 @@ bool pvsched_vcpu_msr_write(PvschedVcpu *v, uint64_t val)
         return false;
     }
     return enable(v, val);
+}
+
+bool pvsched_vcpu_msr_write(PvschedVcpu *v, uint64_t val)
+{
+    if (val == PVSCHED_MSR_DOORBELL) {
+        /*
+         * Evaluated already: the run-loop hook runs at every KVM_RUN
+         * return, this MSR exit's included, before the exit is handled.
+         */
+        trace_pvsched_msr_doorbell(v->index);
+        return true;
+    }
+    return msr_register(v, val);
 }
 
 bool pvsched_vcpu_restore(PvschedVcpu *v, uint64_t val, clockid_t cpu_clock)

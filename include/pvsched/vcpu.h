@@ -3,6 +3,8 @@
  *
  * Every function runs on the vCPU's own thread, without the BQL, or with
  * that thread stopped: they change the calling thread's attributes.
+ * Registering and disabling take the BQL for the guest memory they
+ * reference and let go of.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */

@@ -664,6 +664,63 @@ static void test_msr_ram_end(void)
     g_assert_nonnull(strstr(text, "0x100000001: runs past the end of RAM"));
 }
 
+#define DIMM_ADDR   0x100000000ULL
+#define MHP_BASE    0x0a00      /* ACPI memory hotplug registers (PIIX4) */
+
+/*
+ * An area keeps its memory alive after the DIMM that held it is gone and
+ * its backend deleted; the disable that lets go of it must not finalize
+ * the memory on the vCPU thread without the BQL (memory regions are
+ * finalized under the BQL, which memory_region_transaction_commit()
+ * asserts).  x-qtest runs the MSR handler without the BQL, as KVM does.
+ */
+static void test_area_outlives_dimm(void)
+{
+    QTestState *qts = qtest_init("-machine pc -smp 1 "
+                                 "-m 128M,slots=1,maxmem=1G -cpu qemu64 "
+                                 "-object memory-backend-ram,id=mem0,"
+                                 "size=128M "
+                                 "-device pc-dimm,id=dimm0,memdev=mem0,"
+                                 "addr=0x100000000 "
+                                 "-object pvsched-policy,id=pol0 "
+                                 "-device pvsched,policy=pol0,x-qtest=on");
+    QDict *rsp;
+
+    g_assert_true(wrmsr(qts, 0, DIMM_ADDR | MSR_ENABLE));
+    g_assert_cmphex(qtest_readq(qts, DIMM_ADDR), ==, NORMAL);
+
+    /* Unplug: the request, then the guest's ACPI eject of slot 0. */
+    qtest_qmp_assert_success(qts, "{'execute': 'device_del', "
+                             "'arguments': {'id': 'dimm0'}}");
+    qtest_outl(qts, MHP_BASE, 0);
+    qtest_outb(qts, MHP_BASE + 0x14, 8);
+    qtest_qmp_eventwait(qts, "DEVICE_DELETED");
+    qtest_qmp_assert_success(qts, "{'execute': 'object-del', "
+                             "'arguments': {'id': 'mem0'}}");
+    rsp = qtest_qmp(qts, "{'execute': 'qom-list', 'arguments': {"
+                    "'path': '/objects/mem0'}}");
+    g_assert_true(qdict_haskey(rsp, "error"));
+    qobject_unref(rsp);
+    /*
+     * The memory maps of before the unplug hold the memory until RCU
+     * frees them; a device_add that fails waits for that (it calls
+     * drain_call_rcu()).  Then the area holds the last reference.
+     */
+    rsp = qtest_qmp(qts, "{'execute': 'device_add', 'arguments': {"
+                    "'driver': 'pvsched-test-no-such-device'}}");
+    g_assert_true(qdict_haskey(rsp, "error"));
+    qobject_unref(rsp);
+
+    /* Still registered; letting go of it frees the memory. */
+    g_assert_cmphex(rdmsr(qts, 0), ==, DIMM_ADDR | MSR_ENABLE);
+    vm_exit(qts, 0);
+    g_assert_true(wrmsr(qts, 0, 0));
+    g_assert_cmphex(rdmsr(qts, 0), ==, 0);
+    /* The memory the area was in is gone from the guest's view. */
+    g_assert_false(wrmsr(qts, 0, DIMM_ADDR | MSR_ENABLE));
+    qtest_quit(qts);
+}
+
 static void test_boost_through_the_area(void)
 {
     QTestState *qts = qtest_init(QTEST_VM);
@@ -1748,6 +1805,8 @@ int main(int argc, char **argv)
     qtest_add_func("/pvsched/msr/rules", test_msr_rules);
     qtest_add_func("/pvsched/msr/boost", test_boost_through_the_area);
     qtest_add_func("/pvsched/msr/ram-end", test_msr_ram_end);
+    qtest_add_func("/pvsched/lifecycle/area-outlives-dimm",
+                   test_area_outlives_dimm);
     qtest_add_func("/pvsched/lifecycle/reset", test_reset);
     qtest_add_func("/pvsched/lifecycle/loadvm", test_loadvm);
     qtest_add_func("/pvsched/events/rate-limit", test_event_rate_limit);
