@@ -32,6 +32,16 @@ static const char *area_unusable(MemoryRegionSection *mrs)
     if (int128_lt(mrs->size, int128_make64(PVSCHED_AREA_SIZE))) {
         return "runs past the end of RAM";
     }
+    /*
+     * Memory that virtio-mem (the RAM's discard manager) has not plugged
+     * is not the guest's: writing the status there would populate it
+     * behind the device's back.
+     */
+    if (memory_region_has_ram_discard_manager(mr) &&
+        !ram_discard_manager_is_populated(
+            memory_region_get_ram_discard_manager(mr), mrs)) {
+        return "discarded (unplugged memory)";
+    }
     return NULL;
 }
 

@@ -20,7 +20,8 @@ typedef struct PvschedArea {
 /*
  * Map the area at @gpa.  Fails, leaving @area untouched, unless the whole
  * area lies in one writable RAM region: never in MMIO, ROM or a RAM
- * device, never across a page.  @why gets a reason for the trace.
+ * device, never across a page, never in memory a discard manager
+ * (virtio-mem) has not plugged.  @why gets a reason for the trace.
  */
 bool pvsched_area_map(PvschedArea *area, uint64_t gpa, const char **why);
 void pvsched_area_unmap(PvschedArea *area);

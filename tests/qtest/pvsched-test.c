@@ -664,6 +664,35 @@ static void test_msr_ram_end(void)
     g_assert_nonnull(strstr(text, "0x100000001: runs past the end of RAM"));
 }
 
+/*
+ * virtio-mem memory that the guest has not plugged is discarded: an area
+ * there would be written behind virtio-mem's back (populating it again),
+ * so it is refused like MMIO.  The guest plugs nothing here, so all of
+ * the device's memory is unplugged.
+ */
+static void test_msr_unplugged_virtio_mem(void)
+{
+    QTestState *qts = qtest_init("-machine pc -smp 1 -m 128M,maxmem=1G "
+                                 "-cpu qemu64 "
+                                 "-object memory-backend-ram,id=vmem0,"
+                                 "size=128M "
+                                 "-device virtio-mem-pci,id=vm0,"
+                                 "memdev=vmem0,requested-size=0 "
+                                 "-object pvsched-policy,id=pol0 "
+                                 "-device pvsched,policy=pol0,x-qtest=on");
+    uint64_t addr = qom_get_int(qts, "/machine/peripheral/vm0", "memaddr");
+
+    g_assert_cmphex(addr, !=, 0);
+    g_assert_cmpint(qom_get_int(qts, "/machine/peripheral/vm0", "size"), ==,
+                    0);
+    g_assert_false(wrmsr(qts, 0, addr | MSR_ENABLE));
+    g_assert_false(wrmsr(qts, 0, (addr + 64 * 1024 * 1024) | MSR_ENABLE));
+    g_assert_cmphex(rdmsr(qts, 0), ==, 0);
+    /* Plain RAM still is fine. */
+    g_assert_true(wrmsr(qts, 0, AREA0 | MSR_ENABLE));
+    qtest_quit(qts);
+}
+
 #define DIMM_ADDR   0x100000000ULL
 #define MHP_BASE    0x0a00      /* ACPI memory hotplug registers (PIIX4) */
 
@@ -1805,6 +1834,8 @@ int main(int argc, char **argv)
     qtest_add_func("/pvsched/msr/rules", test_msr_rules);
     qtest_add_func("/pvsched/msr/boost", test_boost_through_the_area);
     qtest_add_func("/pvsched/msr/ram-end", test_msr_ram_end);
+    qtest_add_func("/pvsched/msr/unplugged-virtio-mem",
+                   test_msr_unplugged_virtio_mem);
     qtest_add_func("/pvsched/lifecycle/area-outlives-dimm",
                    test_area_outlives_dimm);
     qtest_add_func("/pvsched/lifecycle/reset", test_reset);
