@@ -14,7 +14,24 @@
  */
 
 #include "qemu/osdep.h"
+#include "qemu/atomic.h"
 #include "pvsched/vcpu-state.h"
+
+/*
+ * Only the vCPU's thread writes its state (or another thread while it is
+ * stopped), but QMP and the bound timer read status, bound_cpu_ns, the
+ * counters and last_error from other threads, with qatomic_read(): those
+ * are written with qatomic_set(), never torn.
+ */
+static void count(uint64_t *counter)
+{
+    qatomic_set(counter, *counter + 1);
+}
+
+static void set_error(PvschedVcpuState *st, int err)
+{
+    qatomic_set(&st->last_error, err);
+}
 
 
 void pvsched_state_init(PvschedVcpuState *st)
@@ -68,10 +85,10 @@ static int boost(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
     st->saved = saved;
     st->applied = attr;
     st->boost_cpu_ns = be->thread_cpu_ns(be->opaque);
-    st->bound_cpu_ns = st->boost_cpu_ns;
+    qatomic_set(&st->bound_cpu_ns, st->boost_cpu_ns);
     st->bounded = cfg->max_boost_ns != 0;
     st->boosted = true;
-    st->boosts++;
+    count(&st->boosts);
     return 0;
 }
 
@@ -94,10 +111,11 @@ static int unboost(PvschedVcpuState *st, const PvschedBackend *be)
             return ret;
         }
     }
-    st->boosted_cpu_ns += be->thread_cpu_ns(be->opaque) - st->boost_cpu_ns;
+    qatomic_set(&st->boosted_cpu_ns, st->boosted_cpu_ns +
+                be->thread_cpu_ns(be->opaque) - st->boost_cpu_ns);
     st->boosted = false;
     st->applied = st->saved;
-    st->unboosts++;
+    count(&st->unboosts);
     return ret;
 }
 
@@ -131,7 +149,7 @@ static bool set_status(PvschedVcpuState *st, uint64_t status)
 {
     bool changed = st->status != status;
 
-    st->status = status;
+    qatomic_set(&st->status, status);
     return changed;
 }
 
@@ -150,7 +168,7 @@ bool pvsched_state_disable(PvschedVcpuState *st,
                            const PvschedBackend *be)
 {
     if (st->boosted && cfg->mode != PVSCHED_STATE_STATIC) {
-        st->last_error = unboost(st, be);
+        set_error(st, unboost(st, be));
     }
     return set_status(st, PVSCHED_STATUS_DISABLED);
 }
@@ -161,10 +179,10 @@ static void follow_mode_unregistered(PvschedVcpuState *st,
                                      const PvschedBackend *be)
 {
     if (cfg->mode == PVSCHED_STATE_STATIC) {
-        st->last_error = st->boosted ? reapply(st, cfg, be) :
-                                       boost(st, cfg, be);
+        set_error(st, st->boosted ? reapply(st, cfg, be) :
+                                    boost(st, cfg, be));
     } else if (st->boosted) {
-        st->last_error = unboost(st, be);
+        set_error(st, unboost(st, be));
     }
 }
 
@@ -181,7 +199,7 @@ static bool over_bound(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
         return false;
     }
     if (!st->bounded) {
-        st->bound_cpu_ns = be->thread_cpu_ns(be->opaque);
+        qatomic_set(&st->bound_cpu_ns, be->thread_cpu_ns(be->opaque));
         st->bounded = true;
         return false;
     }
@@ -193,8 +211,8 @@ static bool over_bound(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
 static bool throttle(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
                      const PvschedBackend *be)
 {
-    st->last_error = unboost(st, be);
-    st->throttles++;
+    set_error(st, unboost(st, be));
+    count(&st->throttles);
     st->cooldown_end_ns = be->now_ns(be->opaque) + cfg->cooldown_ns;
     return set_status(st, PVSCHED_STATUS_THROTTLED);
 }
@@ -246,15 +264,15 @@ static bool update(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
     if (want_boost(cfg, boost_req, st->status == PVSCHED_STATUS_BOOSTED)) {
         if (st->status == PVSCHED_STATUS_NORMAL) {
             ret = boost(st, cfg, be);
-            st->last_error = ret;
+            set_error(st, ret);
             if (ret == 0) {
                 changed |= set_status(st, PVSCHED_STATUS_BOOSTED);
             }
         } else {
-            st->last_error = reapply(st, cfg, be);
+            set_error(st, reapply(st, cfg, be));
         }
     } else if (st->status == PVSCHED_STATUS_BOOSTED) {
-        st->last_error = unboost(st, be);
+        set_error(st, unboost(st, be));
         changed |= set_status(st, PVSCHED_STATUS_NORMAL);
     }
     return changed;

@@ -64,7 +64,8 @@ static void bound_check(void *opaque)
         return;
     }
     cs = qemu_get_cpu(v->index);
-    cpu_ns = backend->clock_cpu_ns(v->cpu_clock, backend->opaque);
+    cpu_ns = backend->clock_cpu_ns(qatomic_read(&v->cpu_clock),
+                                    backend->opaque);
     if (!cs || cpu_ns < 0) {
         trace_pvsched_bound_gone(v->index);
         v->kick_retry_ns = 0;
@@ -307,7 +308,7 @@ static void disable(PvschedVcpu *v, bool tell_guest)
     }
     police_bound(v, &cfg);
     pvsched_area_unmap(&v->area);
-    v->msr_val = 0;
+    qatomic_set(&v->msr_val, 0);
     queue_event(v, false);
 }
 
@@ -315,6 +316,7 @@ static bool enable(PvschedVcpu *v, uint64_t val)
 {
     PvschedBoostConfig cfg;
     PvschedArea area;
+    clockid_t clock;
     const char *why;
     uint64_t old = v->st.status;
 
@@ -327,9 +329,10 @@ static bool enable(PvschedVcpu *v, uint64_t val)
         disable(v, true);
     }
     v->area = area;
-    v->msr_val = val;
+    qatomic_set(&v->msr_val, val);
     /* On the vCPU thread: the clock the main loop polices the bound with. */
-    pthread_getcpuclockid(pthread_self(), &v->cpu_clock);
+    pthread_getcpuclockid(pthread_self(), &clock);
+    qatomic_set(&v->cpu_clock, clock);
     trace_pvsched_msr_enable(v->index, val & ~PVSCHED_MSR_ENABLE);
     /*
      * Status becomes NORMAL (BOOSTED in static mode); a pending BOOST
@@ -397,8 +400,8 @@ bool pvsched_vcpu_restore(PvschedVcpu *v, uint64_t val, clockid_t cpu_clock)
         return false;
     }
     v->area = area;
-    v->msr_val = val;
-    v->cpu_clock = cpu_clock;
+    qatomic_set(&v->msr_val, val);
+    qatomic_set(&v->cpu_clock, cpu_clock);
     /* Not boosted here yet: a pending BOOST is honoured at the next exit. */
     pvsched_policy_get_config(v->policy, &cfg);
     pvsched_state_enable(&v->st, &cfg, backend);

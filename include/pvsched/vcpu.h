@@ -18,6 +18,11 @@
 #include "pvsched/policy.h"
 #include "pvsched/vcpu-state.h"
 
+/*
+ * msr_val, cpu_clock and st's status, counters, bound_cpu_ns and
+ * last_error are read from other threads (QMP, the bound timer): written
+ * with qatomic_set(), read with qatomic_read().
+ */
 typedef struct PvschedVcpu {
     int index;
     PvschedPolicy *policy;
