@@ -28,6 +28,7 @@ static const struct {
     { "storm", scenario_storm },
     { "ring", scenario_ring },
     { "churn", scenario_churn },
+    { "migrate", scenario_migrate },
 };
 
 void scenario_run(const char *name)

@@ -23,6 +23,7 @@ void scenario_fuzz(void);
 void scenario_storm(void);
 void scenario_ring(void);
 void scenario_churn(void);
+void scenario_migrate(void);
 
 /* ---- shared helpers (scenarios.c) ---- */
 

@@ -529,6 +529,12 @@ class PvschedVM:
         return (any(text in ln for ln in self.transcript) or
                 text.encode() in self._sbuf)
 
+    def said_count(self, text):
+        """How many lines so far (read or not) contain text."""
+        self._drain_serial()
+        unread = self._sbuf.decode('ascii', 'replace').split('\n')
+        return sum(text in ln for ln in self.transcript + unread)
+
     def _record(self, raw):
         line = raw.decode('ascii', 'replace').rstrip('\r')
         self.transcript.append(line)
@@ -573,6 +579,20 @@ class PvschedVM:
         if got != (tag, cpu):
             raise GuestProtocolError(f'expected {what}, guest sent WAIT '
                                      f'{got[0]} cpu={got[1]}' + self.report())
+
+    def wait_line(self, prefix, timeout=LINE_TIMEOUT):
+        """Read until a line that starts with prefix, and return it;
+        a CHECK FAIL, DONE or EOF first is an error."""
+        deadline = time.monotonic() + timeout
+        while True:
+            line = self._readline(deadline)
+            if line is None or DONE_RE.match(line) or (
+                    (m := CHECK_RE.match(line)) and m[2] == 'FAIL'):
+                raise GuestProtocolError(f'expected a line starting with '
+                                         f'{prefix!r}, guest sent '
+                                         f'{line!r}' + self.report())
+            if line.startswith(prefix):
+                return line
 
     def go(self):
         """Let the guest continue past its WAIT."""
