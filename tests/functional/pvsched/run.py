@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Run the pvsched KVM tests: every test_*.py in this folder.
 
+usage: run.py [test_module[.Class[.test]] ...]   e.g. run.py test_bound
+(no argument: every test_*.py here).
+
 Prints one line per test, then exactly one summary line
 `N passed, N failed, N skipped`; exits 0 only when nothing failed.
 Missing /dev/kvm, QEMU binary or guest is a failure (loudly announced), not
@@ -22,7 +25,7 @@ sys.path.insert(0, HERE)
 import pvsched_vm  # noqa: E402
 
 
-def main():
+def main(names):
     problems = pvsched_vm.missing_prerequisites()
     if problems:
         bar = '!' * 72
@@ -31,8 +34,11 @@ def main():
             print(f'  - {p}')
         print(f'Every test will fail.\n{bar}', flush=True)
 
-    suite = unittest.defaultTestLoader.discover(HERE, pattern='test_*.py',
-                                                top_level_dir=HERE)
+    loader = unittest.defaultTestLoader
+    if names:
+        suite = loader.loadTestsFromNames(names)
+    else:
+        suite = loader.discover(HERE, pattern='test_*.py', top_level_dir=HERE)
     # Runner output on stdout, so it is ordered with our summary line.
     result = unittest.TextTestRunner(stream=sys.stdout, verbosity=2).run(suite)
 
@@ -48,4 +54,4 @@ def main():
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
