@@ -92,10 +92,26 @@ static int boost(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
     return 0;
 }
 
+/*
+ * Without CAP_SYS_NICE (RLIMIT_RTPRIO only) the kernel lets a thread
+ * lower itself, but not clear the RESET_ON_FORK its boost set: keep the
+ * flag then, harmless for a thread that forks nothing real-time.
+ */
+static int set_lower(PvschedSchedAttr *attr, const PvschedBackend *be)
+{
+    int ret = be->set(attr, be->opaque);
+
+    if (ret == -EPERM && !(attr->flags & PVSCHED_FLAG_RESET_ON_FORK)) {
+        attr->flags |= PVSCHED_FLAG_RESET_ON_FORK;
+        ret = be->set(attr, be->opaque);
+    }
+    return ret;
+}
+
 static int unboost(PvschedVcpuState *st, const PvschedBackend *be)
 {
     /* Lowering one's own priority needs no privilege... */
-    int ret = be->set(&st->saved, be->opaque);
+    int ret = set_lower(&st->saved, be);
 
     if (ret < 0) {
         /*
@@ -105,7 +121,7 @@ static int unboost(PvschedVcpuState *st, const PvschedBackend *be)
          */
         PvschedSchedAttr other = { .policy = SCHED_OTHER };
 
-        if (be->set(&other, be->opaque) == 0) {
+        if (set_lower(&other, be) == 0) {
             st->saved = other;
         } else {
             return ret;
@@ -212,6 +228,10 @@ static bool throttle(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
                      const PvschedBackend *be)
 {
     set_error(st, unboost(st, be));
+    if (st->boosted) {
+        /* Still real-time: stay BOOSTED, and over the bound, to retry. */
+        return false;
+    }
     count(&st->throttles);
     st->cooldown_end_ns = be->now_ns(be->opaque) + cfg->cooldown_ns;
     return set_status(st, PVSCHED_STATUS_THROTTLED);
@@ -273,7 +293,10 @@ static bool update(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
         }
     } else if (st->status == PVSCHED_STATUS_BOOSTED) {
         set_error(st, unboost(st, be));
-        changed |= set_status(st, PVSCHED_STATUS_NORMAL);
+        /* Refused outright, the thread is still real-time: say so. */
+        if (!st->boosted) {
+            changed |= set_status(st, PVSCHED_STATUS_NORMAL);
+        }
     }
     return changed;
 }

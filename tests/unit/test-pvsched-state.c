@@ -18,6 +18,7 @@ typedef struct FakeThread {
     int64_t now_ns;
     int fail_set;       /* -errno for the next set() calls, 0: succeed */
     int fail_set_count; /* how many set() calls fail */
+    bool no_cap_sys_nice; /* the kernel's rules for an unprivileged thread */
     int gets, sets;
 } FakeThread;
 
@@ -38,6 +39,11 @@ static int fake_set(const PvschedSchedAttr *attr, void *opaque)
     if (t->fail_set_count) {
         t->fail_set_count--;
         return t->fail_set;
+    }
+    /* __sched_setscheduler(): only CAP_SYS_NICE clears RESET_ON_FORK. */
+    if (t->no_cap_sys_nice && (t->attr.flags & FLAG_RESET_ON_FORK) &&
+        !(attr->flags & FLAG_RESET_ON_FORK)) {
+        return -EPERM;
     }
     t->attr = *attr;
     return 0;
@@ -188,12 +194,72 @@ static void test_unboost_failure_falls_back_to_other(Fixture *f,
                                                      gconstpointer data)
 {
     enable_and_boost(f);
+    /* The saved attributes are refused, with and without RESET_ON_FORK. */
     f->t.fail_set = -EPERM;
-    f->t.fail_set_count = 1;
+    f->t.fail_set_count = 2;
     g_assert_true(update(f, PVSCHED_REQ_UNBOOST));
     g_assert_cmpuint(f->st.status, ==, PVSCHED_STATUS_NORMAL);
     g_assert_cmpuint(f->t.attr.policy, ==, SCHED_OTHER);
     g_assert_cmpuint(f->t.attr.priority, ==, 0);
+}
+
+/*
+ * With RLIMIT_RTPRIO but without CAP_SYS_NICE, a thread may boost itself
+ * but never clear the RESET_ON_FORK its boost set: unboost must keep it.
+ */
+static void test_unboost_without_cap_sys_nice(Fixture *f, gconstpointer d)
+{
+    f->t.no_cap_sys_nice = true;
+    enable_and_boost(f);
+    g_assert_true(update(f, PVSCHED_REQ_UNBOOST));
+    g_assert_cmpuint(f->st.status, ==, PVSCHED_STATUS_NORMAL);
+    g_assert_cmpint(f->st.last_error, ==, 0);
+    assert_thread_is_batch_nice5(f);
+    g_assert_cmphex(f->t.attr.flags & FLAG_RESET_ON_FORK, ==,
+                    FLAG_RESET_ON_FORK);
+    /* And again: the flag it kept does not get in the way. */
+    g_assert_true(update(f, PVSCHED_REQ_BOOST));
+    g_assert_true(update(f, PVSCHED_REQ_UNBOOST));
+    assert_thread_is_batch_nice5(f);
+}
+
+/*
+ * An unboost the kernel refuses outright leaves the thread real-time: the
+ * status must say so (and the bound keep policing it), never NORMAL.
+ */
+static void test_unboost_refused_stays_boosted(Fixture *f, gconstpointer d)
+{
+    enable_and_boost(f);
+    f->t.fail_set = -EPERM;
+    f->t.fail_set_count = 100;
+    update(f, PVSCHED_REQ_UNBOOST);
+    g_assert_cmpuint(f->t.attr.policy, ==, SCHED_FIFO);
+    g_assert_cmpuint(f->st.status, ==, PVSCHED_STATUS_BOOSTED);
+    g_assert_true(f->st.boosted);
+    g_assert_cmpint(f->st.last_error, ==, -EPERM);
+    /* Once the kernel allows it, the next request unboosts. */
+    f->t.fail_set_count = 0;
+    g_assert_true(update(f, PVSCHED_REQ_UNBOOST));
+    g_assert_cmpuint(f->st.status, ==, PVSCHED_STATUS_NORMAL);
+    assert_thread_is_batch_nice5(f);
+}
+
+/* A throttle the kernel refuses leaves it BOOSTED, over the bound: retried. */
+static void test_throttle_refused_retries(Fixture *f, gconstpointer d)
+{
+    enable_and_boost(f);
+    f->t.cpu_ns += 3000 * US + 1;
+    f->t.fail_set = -EPERM;
+    f->t.fail_set_count = 100;
+    g_assert_false(update(f, PVSCHED_REQ_BOOST));
+    g_assert_cmpuint(f->st.status, ==, PVSCHED_STATUS_BOOSTED);
+    g_assert_cmpuint(f->st.throttles, ==, 0);
+    g_assert_cmpint(f->st.last_error, ==, -EPERM);
+    f->t.fail_set_count = 0;
+    g_assert_true(update(f, PVSCHED_REQ_BOOST));
+    g_assert_cmpuint(f->st.status, ==, PVSCHED_STATUS_THROTTLED);
+    g_assert_cmpuint(f->st.throttles, ==, 1);
+    assert_thread_is_batch_nice5(f);
 }
 
 static void test_bound_throttles_then_cooldown(Fixture *f, gconstpointer d)
@@ -397,6 +463,9 @@ int main(int argc, char **argv)
     ADD("undefined-request", test_undefined_request_changes_nothing);
     ADD("boost-failure", test_boost_failure_stays_normal);
     ADD("unboost-failure-fallback", test_unboost_failure_falls_back_to_other);
+    ADD("unboost-without-cap-sys-nice", test_unboost_without_cap_sys_nice);
+    ADD("unboost-refused-stays-boosted", test_unboost_refused_stays_boosted);
+    ADD("throttle-refused-retries", test_throttle_refused_retries);
     ADD("bound-throttle-cooldown", test_bound_throttles_then_cooldown);
     ADD("cooldown-ends-normal", test_cooldown_ends_in_normal);
     ADD("unbounded", test_unbounded);
