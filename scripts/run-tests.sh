@@ -123,22 +123,6 @@ disabled_refuses_bit() {
 # here); make bench compares with it.
 BENCH_QUICK=--no-stock
 
-# Stopgap, for issue 15: in the L1 VM the ASan robustness tests show a
-# guest crash (#UD at eip=3 on cpu 1, test_qmp_abuse) and a stall (the
-# fuzz guest silent for 360 s) that are not explained yet; they would
-# turn every CI run red by chance.  Skipped there, loudly, until found;
-# PVSCHED_ROBUST_IN_L1=1 runs them.
-suite_robust() {
-    if [ -n "${PVSCHED_IN_L1:-}" ] && [ -z "${PVSCHED_ROBUST_IN_L1:-}" ]; then
-        log "SKIPPED: the 4 robustness tests (ASan) in the L1 VM: an" \
-            "unexplained guest crash and stall there (issue 15);" \
-            "PVSCHED_ROBUST_IN_L1=1 runs them"
-        add "robust (SKIPPED in the L1 VM, issue 15)" 0 0 4
-        return
-    fi
-    suite_summary robust python3 tests/functional/pvsched/robust/run.py
-}
-
 # The suites that need KVM; where KVM is in the L1 VM, all of them run
 # in one boot of it.
 kvm_suites() {
@@ -149,7 +133,7 @@ kvm_suites() {
     # they run.
     check bench-quick python3 bench/run.py --quick $BENCH_QUICK
     check without-pvsched-kvm disabled_refuses_bit
-    suite_robust
+    suite_summary robust python3 tests/functional/pvsched/robust/run.py
     # Not run yet: guest/linux/test.py (the Linux guest test).
 }
 
