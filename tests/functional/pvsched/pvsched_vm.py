@@ -176,12 +176,14 @@ def read_sched(pid, tid, tries=200):
     a wrong reading from one of them cannot make a test pass.  /proc shows
     the effective priority, which priority inheritance raises while a
     higher thread waits on a lock this one holds (the BQL is PI with a
-    pvsched-policy): such a reading is taken again, for a while.
+    pvsched-policy): such a reading is taken again, for a while.  So is
+    one during which the thread changed (a boost between the syscalls and
+    /proc): the syscalls, read again after /proc, disagree then.
     """
     for _ in range(tries - 1):
         try:
             return _read_sched(pid, tid)
-        except PiBoosted:
+        except (PiBoosted, Moving):
             time.sleep(0.001)
     return _read_sched(pid, tid)
 
@@ -218,13 +220,25 @@ class PiBoosted(AssertionError):
     """/proc's priority is above the thread's own: inherited, for now."""
 
 
-def _read_sched(pid, tid):
+class Moving(AssertionError):
+    """The thread's attributes changed while they were being read."""
+
+
+def _syscall_sched(tid):
     # sched_getscheduler() ORs in SCHED_RESET_ON_FORK, which pvsched sets on
     # every boost; /proc shows the bare policy.
-    policy = os.sched_getscheduler(tid) & ~os.SCHED_RESET_ON_FORK
-    rtprio = os.sched_getparam(tid).sched_priority
-    nice = os.getpriority(os.PRIO_PROCESS, tid)
+    return (os.sched_getscheduler(tid) & ~os.SCHED_RESET_ON_FORK,
+            os.sched_getparam(tid).sched_priority,
+            os.getpriority(os.PRIO_PROCESS, tid))
+
+
+def _read_sched(pid, tid):
+    before = _syscall_sched(tid)
     ppolicy, pprio = _proc_sched(pid, tid)
+    policy, rtprio, nice = _syscall_sched(tid)
+    if (policy, rtprio, nice) != before:
+        raise Moving(f'thread {tid}: changed from {before} to '
+                     f'{(policy, rtprio, nice)} while read')
     name = POLICY_NAMES.get(policy, f'policy{policy}')
     if name in ('SCHED_FIFO', 'SCHED_RR'):
         want_prio = 99 - rtprio          # kernel prio = MAX_RT_PRIO-1 - rt
