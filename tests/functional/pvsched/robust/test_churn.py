@@ -48,6 +48,9 @@ import pvsched_vm
 
 SMP = 2
 POLICY = 'mode=dynamic,boost-class=fifo,boost-priority=8,max-boost-us=0'
+# A hang guard, not a measure: gdb reads the ASan binary's debug info at
+# every attach, which took over 120 s in the L1 on a loaded host.
+GDB_TIMEOUT_S = 900
 BASELINE = ('SCHED_OTHER', 0, 0)
 BOOSTED = ('SCHED_FIFO', 8, 0)
 ENDINGS = 'dbh'
@@ -86,7 +89,8 @@ class ChurnTest(RobustTestCase):
                              'gdb)')
         out = subprocess.run([gdb, '-nx', '-batch', '-p', str(vm.pid),
                               '-ex', f'print {REF_EXPR}'],
-                             capture_output=True, text=True, timeout=120)
+                             capture_output=True, text=True,
+                             timeout=GDB_TIMEOUT_S)
         m = re.search(r'^\$1 = (\d+)$', out.stdout, re.M)
         self.assertIsNotNone(m, f'gdb could not read {REF_EXPR}:\n'
                              f'{out.stdout[-2000:]}\n{out.stderr[-2000:]}' +
