@@ -316,7 +316,12 @@ class QMPMonitor:
         msg = {'execute': cmd, 'id': self._id}
         if args:
             msg['arguments'] = args
-        self._sock.sendall(json.dumps(msg).encode() + b'\n')
+        try:
+            self._sock.sendall(json.dumps(msg).encode() + b'\n')
+        except OSError as e:            # e.g. a broken pipe: QEMU is gone
+            if self.primary:
+                self.vm.eof = True
+            self._fail(f'{self.what}: cannot send {cmd} ({e})')
         deadline = time.monotonic() + LINE_TIMEOUT
         while True:
             resp = self._read(deadline)
