@@ -16,6 +16,7 @@
 #include "qapi/error.h"
 #include "qapi/visitor.h"
 #include "qemu/error-report.h"
+#include "qemu/main-loop.h"
 #include "qapi/qapi-types-pvsched.h"
 #include "qemu/rcu.h"
 #include "qemu/timer.h"
@@ -738,6 +739,26 @@ static bool policy_check_unique(Error **errp)
 }
 
 /*
+ * A boosted vCPU that waits for the BQL waits for its holder, and unless
+ * the BQL inherits priority, for every thread that preempts the holder:
+ * without bound.  vl.c makes it inherit for a policy on the command line
+ * (the BQL's kind is chosen before the options are parsed); one added
+ * later, or from -readconfig, or on a host without PI futexes, works
+ * without that bound.
+ */
+static void policy_check_bql(PvschedPolicy *pol)
+{
+    trace_pvsched_policy_bql(bql_priority_inheriting());
+    if (!bql_priority_inheriting()) {
+        warn_report("pvsched-policy '%s': the BQL does not inherit priority, "
+                    "so a boosted vCPU can wait for it without bound; "
+                    "create the policy with -object on the command line, "
+                    "on a host with PI futexes",
+                    object_get_canonical_path_component(OBJECT(pol)));
+    }
+}
+
+/*
  * Everything that can fail comes first, the emulator threads (undone on
  * failure) last: the ceiling, which cannot be raised again, and the
  * object's state are committed only when nothing can fail any more.
@@ -764,6 +785,7 @@ static void policy_complete(UserCreatable *uc, Error **errp)
     pol->complete = true;
     the_policy = pol;
     policy_publish(pol);
+    policy_check_bql(pol);
     pol->machine_done.notify = policy_machine_done;
     qemu_add_machine_init_done_notifier(&pol->machine_done);
 }

@@ -1625,24 +1625,26 @@ static void wait_blocked_in(int pid, int tid, long nr)
 #define KERNEL_PRIO(rt) (99 - (rt))
 
 /*
- * The BQL inherits priority.  The main loop holds it through pmemsave,
- * blocked writing to a pipe nobody reads yet; the vCPU thread (qtest's
- * dummy vCPU, which takes the BQL whenever SIG_IPI wakes it) is made
- * SCHED_FIFO and woken: while it waits, the holder runs at its priority.
- * With a plain BQL the holder keeps its own.
+ * The BQL's holder, the main loop, while a SCHED_FIFO thread waits for
+ * the BQL: its effective priority before and during the wait, or false
+ * (the case skipped) without the permission to make a thread SCHED_FIFO.
+ * The main loop holds the BQL through pmemsave, blocked writing to a pipe
+ * nobody reads yet; the vCPU thread (qtest's dummy vCPU, which takes the
+ * BQL whenever SIG_IPI wakes it) is made SCHED_FIFO and woken.
  */
-static void test_bql_inherits(void)
+static bool bql_holder_prio(const char *extra_args, int *before, int *during)
 {
     g_autofree char *dir = g_dir_make_tmp("pvsched-bql-XXXXXX", NULL);
     g_autofree char *fifo = g_strdup_printf("%s/fifo", dir);
     QTestState *qts;
     char buf[65536];
-    int pid, vcpu, fd, prio;
+    int pid, vcpu, fd;
+    bool ran = false;
     QDict *rsp;
 
     g_assert_cmpint(mkfifo(fifo, 0600), ==, 0);
-    qts = qtest_init("-machine pc -smp 1 -m 128M -cpu qemu64 "
-                     "-object pvsched-policy,id=pol0");
+    qts = qtest_initf("-machine pc -smp 1 -m 128M -cpu qemu64 %s",
+                      extra_args);
     pid = qtest_pid(qts);
     vcpu = vcpu_tid(qts, 0);
     if (set_thread_fifo(vcpu, WAITER_RT_PRIO) < 0) {
@@ -1655,14 +1657,13 @@ static void test_bql_inherits(void)
                    "'val': 0, 'size': %d, 'filename': %s}}",
                    (int)sizeof(buf) * 16, fifo);
     wait_blocked_in(pid, pid, SYS_write);
-    g_assert_cmpint(effective_prio(pid, pid), !=,
-                    KERNEL_PRIO(WAITER_RT_PRIO));
+    *before = effective_prio(pid, pid);
 
     g_assert_cmpint(syscall(SYS_tgkill, pid, vcpu, SIGUSR1), ==, 0);
     wait_blocked_in(pid, vcpu, SYS_futex);
-    prio = effective_prio(pid, pid);
+    *during = effective_prio(pid, pid);
 
-    /* Let pmemsave finish, then look. */
+    /* Let pmemsave finish. */
     g_assert_cmpint(fcntl(fd, F_SETFL, 0), ==, 0);
     while (read(fd, buf, sizeof(buf)) > 0) {
         /* drain */
@@ -1671,11 +1672,48 @@ static void test_bql_inherits(void)
     rsp = qtest_qmp_receive(qts);
     g_assert_true(qdict_haskey(rsp, "return"));
     qobject_unref(rsp);
-    g_assert_cmpint(prio, ==, KERNEL_PRIO(WAITER_RT_PRIO));
+    ran = true;
 out:
     qtest_quit(qts);
     unlink(fifo);
     rmdir(dir);
+    return ran;
+}
+
+/*
+ * With a pvsched-policy on the command line the BQL inherits priority,
+ * in each form -object takes it.
+ */
+static void test_bql_inherits(void)
+{
+    static const char *const policy[] = {
+        "-object pvsched-policy,id=pol0",
+        "-object iothread,id=io0 --object id=pol0,qom-type=pvsched-policy",
+        "-object '{\"qom-type\": \"pvsched-policy\", \"id\": \"pol0\"}'",
+    };
+    int before, during, i;
+
+    for (i = 0; i < ARRAY_SIZE(policy); i++) {
+        if (!bql_holder_prio(policy[i], &before, &during)) {
+            return;
+        }
+        g_assert_cmpint(before, !=, KERNEL_PRIO(WAITER_RT_PRIO));
+        g_assert_cmpint(during, ==, KERNEL_PRIO(WAITER_RT_PRIO));
+    }
+}
+
+/*
+ * Without one QEMU takes the BQL as stock QEMU does, a plain mutex (PI
+ * costs every acquisition): its holder keeps its own priority.
+ */
+static void test_bql_plain_without_policy(void)
+{
+    int before, during;
+
+    if (bql_holder_prio("", &before, &during)) {
+        g_assert_cmpint(before, !=, KERNEL_PRIO(WAITER_RT_PRIO));
+        g_assert_cmpint(during, ==, before);
+    }
 }
 
 /*
@@ -1857,6 +1895,8 @@ int main(int argc, char **argv)
     qtest_add_func("/pvsched/policy/object-del-in-use",
                    test_object_del_in_use);
     qtest_add_func("/pvsched/pi/bql-inherits", test_bql_inherits);
+    qtest_add_func("/pvsched/pi/bql-plain-without-policy",
+                   test_bql_plain_without_policy);
     qtest_add_func("/pvsched/hotplug/cpu-unplug-boosted",
                    test_cpu_unplug_boosted);
     add_kvm_func("/pvsched/hotplug/cpu-replug-static", test_cpu_replug_static);

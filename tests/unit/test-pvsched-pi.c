@@ -79,7 +79,7 @@ static int holder_prio_while_waited_for(bool pi)
     int i, prio;
 
     if (pi) {
-        qemu_mutex_init_pi(&inv.lock);
+        g_assert_true(qemu_mutex_init_pi(&inv.lock));
     } else {
         qemu_mutex_init(&inv.lock);
     }
@@ -154,7 +154,7 @@ static void test_pi_mutex_without_pi_futex(void)
 
     if (g_test_subprocess()) {
         no_pi_futex = true;
-        qemu_mutex_init_pi(&m);
+        g_assert_false(qemu_mutex_init_pi(&m));
         qemu_mutex_lock(&m);
         g_assert_false(qemu_mutex_trylock(&m) == 0);
         qemu_mutex_unlock(&m);
