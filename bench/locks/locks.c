@@ -1,10 +1,22 @@
 /*
- * Lock benchmarks for the PI BQL decision (DESIGN.md section 5): a plain
- * pthread mutex (what QemuMutex is today) against a PTHREAD_PRIO_INHERIT
- * one, measured side by side with the two kinds interleaved.
+ * Lock benchmarks for the BQL (DESIGN.md section 5): the mutex the BQL is
+ * in each configuration, measured side by side with the kinds
+ * interleaved:
+ *   stock     QEMU 10.0's BQL: qemu_mutex_init(), pthread_mutex_init(m, NULL)
+ *   nopolicy  the patched QEMU without a pvsched-policy: qemu_init_cpu_loop()
+ *             takes the same call (a second mutex, so that the table shows
+ *             what the harness itself cannot tell apart)
+ *   policy    with a pvsched-policy: qemu_mutex_init_pi(), PTHREAD_PRIO_INHERIT
+ *   pifutex   (uncontended only) what a QEMU-owned PI lock could cost: a
+ *             PI futex with an inline compare-and-swap of the owner's tid
+ *             as fast path, FUTEX_LOCK_PI/FUTEX_UNLOCK_PI when contended
+ * QemuMutex adds the same wrapper to every kind (qemu_mutex_lock_impl()),
+ * so the pthread calls are what differs.
  *
- *   locks uncontended ITERS REPS
- *       one thread, ITERS lock/unlock pairs per kind and repetition
+ *   locks uncontended ITERS REPS [single]
+ *       one thread, ITERS lock/unlock pairs per kind and repetition, with
+ *       an idle second thread in the process as QEMU always has one
+ *       (single: without it, see uncontended())
  *   locks contended THREADS ITERS REPS
  *       THREADS threads (pinned round-robin to the allowed CPUs), each
  *       ITERS lock / counter++ / unlock
@@ -13,10 +25,11 @@
  *   ITERS to a few milliseconds per measurement); the contended threads
  *   run as QEMU's threads normally do, SCHED_OTHER.
  *   locks inversion TRIALS HOLD_US HOG_US CPU
- *       priority inversion on one CPU: a SCHED_FIFO 10 holder takes the
- *       lock and needs HOLD_US of CPU time; a SCHED_FIFO 30 waiter wants
- *       the lock; a SCHED_FIFO 20 hog spins for HOG_US.  Without PI the
- *       hog preempts the holder and the waiter waits for the hog too.
+ *       priority inversion on one CPU, stock against policy: a SCHED_FIFO
+ *       10 holder takes the lock and needs HOLD_US of CPU time; a
+ *       SCHED_FIFO 30 waiter wants the lock; a SCHED_FIFO 20 hog spins
+ *       for HOG_US.  Without PI the hog preempts the holder and the
+ *       waiter waits for the hog too.
  *
  * Prints one "key=value ..." line per measurement (bench/pvbench/locks.py
  * parses them).  Needs root (or CAP_SYS_NICE) for SCHED_FIFO.
@@ -25,6 +38,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
 #include <semaphore.h>
@@ -33,11 +47,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
-enum { PLAIN, PI, KINDS };
-static const char *const kind_name[KINDS] = { "plain", "pi" };
+enum { STOCK, NOPOLICY, POLICY, KINDS };
+static const char *const kind_name[KINDS] = { "stock", "nopolicy", "policy" };
 
 static void die(const char *what, int err)
 {
@@ -45,17 +60,23 @@ static void die(const char *what, int err)
     exit(1);
 }
 
+/* As qemu_mutex_init() and qemu_mutex_init_pi() make them. */
 static void mutex_init(pthread_mutex_t *m, int kind)
 {
     pthread_mutexattr_t a;
     int r;
 
-    pthread_mutexattr_init(&a);
-    if (kind == PI) {
-        r = pthread_mutexattr_setprotocol(&a, PTHREAD_PRIO_INHERIT);
+    if (kind != POLICY) {
+        r = pthread_mutex_init(m, NULL);
         if (r) {
-            die("PTHREAD_PRIO_INHERIT", r);
+            die("pthread_mutex_init", r);
         }
+        return;
+    }
+    pthread_mutexattr_init(&a);
+    r = pthread_mutexattr_setprotocol(&a, PTHREAD_PRIO_INHERIT);
+    if (r) {
+        die("PTHREAD_PRIO_INHERIT", r);
     }
     r = pthread_mutex_init(m, &a);
     if (r) {
@@ -117,10 +138,80 @@ static double uncontended_once(int kind, long iters)
     return (double)(t1 - t0) / iters;
 }
 
-static void uncontended(long iters, int reps)
+/*
+ * A PI futex taken and released without the kernel when free: the word
+ * holds the owner's tid.  Out of line, as a pthread call is.
+ */
+static _Atomic int pif_word;
+static __thread int pif_tid;
+
+static __attribute__((noinline)) void pif_lock(void)
+{
+    int free_word = 0;
+
+    if (!atomic_compare_exchange_strong_explicit(&pif_word, &free_word,
+                                                 pif_tid,
+                                                 memory_order_acquire,
+                                                 memory_order_relaxed)) {
+        syscall(SYS_futex, &pif_word, FUTEX_LOCK_PI_PRIVATE, 0, NULL);
+    }
+}
+
+static __attribute__((noinline)) void pif_unlock(void)
+{
+    int owned = pif_tid;
+
+    if (!atomic_compare_exchange_strong_explicit(&pif_word, &owned, 0,
+                                                 memory_order_release,
+                                                 memory_order_relaxed)) {
+        syscall(SYS_futex, &pif_word, FUTEX_UNLOCK_PI_PRIVATE, 0, NULL);
+    }
+}
+
+static double uncontended_pifutex_once(long iters)
+{
+    int64_t t0, t1;
+    long i;
+
+    pif_tid = gettid();
+    pif_lock();                         /* warm up */
+    pif_unlock();
+    t0 = now_ns(CLOCK_MONOTONIC);
+    for (i = 0; i < iters; i++) {
+        pif_lock();
+        __asm__ volatile("" : : : "memory");
+        pif_unlock();
+    }
+    t1 = now_ns(CLOCK_MONOTONIC);
+    return (double)(t1 - t0) / iters;
+}
+
+static void *idle_thread(void *opaque)
+{
+    sem_wait(opaque);
+    return NULL;
+}
+
+/*
+ * SINGLE: measure in a single-threaded process, where glibc takes and
+ * releases a plain mutex without atomic instructions (it does not for a
+ * PI one).  QEMU is never single-threaded (its call_rcu thread starts
+ * before main()), so by default an idle thread keeps this one company.
+ */
+static void uncontended(long iters, int reps, int single)
 {
     cpu_set_t set;
     int rep, j, i, last = 0;
+    pthread_t idle;
+    sem_t stop;
+
+    sem_init(&stop, 0, 0);
+    if (!single) {
+        i = pthread_create(&idle, NULL, idle_thread, &stop);
+        if (i) {
+            die("pthread_create", i);
+        }
+    }
 
     sched_getaffinity(0, sizeof(set), &set);
     for (i = 0; i < CPU_SETSIZE; i++) {
@@ -132,14 +223,23 @@ static void uncontended(long iters, int reps)
     set_fifo(pthread_self(), 1);
 
     for (rep = 0; rep < reps; rep++) {
-        for (j = 0; j < KINDS; j++) {
-            int kind = (rep + j) % KINDS;      /* alternate which goes first */
+        for (j = 0; j <= KINDS; j++) {
+            int kind = (rep + j) % (KINDS + 1);  /* rotate who goes first */
+            double ns = kind == KINDS ? uncontended_pifutex_once(iters)
+                                      : uncontended_once(kind, iters);
 
-            printf("uncontended rep=%d kind=%s iters=%ld ns_per_op=%.3f\n",
-                   rep, kind_name[kind], iters, uncontended_once(kind, iters));
+            printf("uncontended rep=%d kind=%s iters=%ld threads=%d "
+                   "ns_per_op=%.3f\n", rep,
+                   kind == KINDS ? "pifutex" : kind_name[kind], iters,
+                   single ? 1 : 2, ns);
             fflush(stdout);
         }
     }
+    if (!single) {
+        sem_post(&stop);
+        pthread_join(idle, NULL);
+    }
+    sem_destroy(&stop);
 }
 
 /* ---- contended ---------------------------------------------------------- */
@@ -362,8 +462,8 @@ static void inversion(int trials, long hold_us, long hog_us, int cpu)
     pin(pthread_self(), other);
     set_fifo(pthread_self(), 40);
     for (trial = 0; trial < trials; trial++) {
-        for (j = 0; j < KINDS; j++) {
-            int kind = (trial + j) % KINDS;
+        for (j = 0; j < 2; j++) {
+            int kind = (trial + j) % 2 ? POLICY : STOCK;
 
             printf("inversion trial=%d kind=%s hold_us=%ld hog_us=%ld cpu=%d "
                    "wait_us=%.1f\n", trial, kind_name[kind], hold_us, hog_us,
@@ -375,8 +475,9 @@ static void inversion(int trials, long hold_us, long hog_us, int cpu)
 
 int main(int argc, char **argv)
 {
-    if (argc == 4 && !strcmp(argv[1], "uncontended")) {
-        uncontended(atol(argv[2]), atoi(argv[3]));
+    if ((argc == 4 || (argc == 5 && !strcmp(argv[4], "single"))) &&
+        !strcmp(argv[1], "uncontended")) {
+        uncontended(atol(argv[2]), atoi(argv[3]), argc == 5);
     } else if (argc == 5 && !strcmp(argv[1], "contended")) {
         contended(atoi(argv[2]), atol(argv[3]), atoi(argv[4]));
     } else if (argc == 6 && !strcmp(argv[1], "inversion")) {
@@ -384,7 +485,7 @@ int main(int argc, char **argv)
                   atoi(argv[5]));
     } else {
         fprintf(stderr,
-                "usage: locks uncontended ITERS REPS\n"
+                "usage: locks uncontended ITERS REPS [single]\n"
                 "       locks contended THREADS ITERS REPS\n"
                 "       locks inversion TRIALS HOLD_US HOG_US CPU\n");
         return 2;
