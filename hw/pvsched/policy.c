@@ -645,21 +645,25 @@ PvschedPolicyInfo *pvsched_policy_info(PvschedPolicy *pol)
 {
     PvschedPolicyInfo *info = g_new0(PvschedPolicyInfo, 1);
 
+    /* Optional in the base, the object's properties; all are in force. */
     info->id = g_strdup(object_get_canonical_path_component(OBJECT(pol)));
-    info->mode = pol->set.mode;
-    info->boost_class = pol->set.boost_class;
-    info->boost_priority = pol->set.boost_priority;
-    info->max_boost_us = pol->set.max_boost_us;
-    info->cooldown_us = pol->set.cooldown_us;
-    info->emulator_priority = emulator_priority(&pol->set);
-    info->iothread_priority = iothread_priority(&pol->set);
-    info->priority_ceiling = pol->set.priority_ceiling;
-    info->boost_nice = pol->set.boost_nice;
-    info->deadline_runtime_us = pol->set.dl_runtime_us;
-    info->deadline_deadline_us = pol->set.dl_deadline_us;
-    info->deadline_period_us = pol->set.dl_period_us;
-    info->util_min = pol->set.util_min;
-    info->util_max = pol->set.util_max;
+#define SET(member, value) \
+    do { info->has_##member = true; info->member = (value); } while (0)
+    SET(mode, pol->set.mode);
+    SET(boost_class, pol->set.boost_class);
+    SET(boost_priority, pol->set.boost_priority);
+    SET(max_boost_us, pol->set.max_boost_us);
+    SET(cooldown_us, pol->set.cooldown_us);
+    SET(emulator_priority, emulator_priority(&pol->set));
+    SET(iothread_priority, iothread_priority(&pol->set));
+    SET(priority_ceiling, pol->set.priority_ceiling);
+    SET(boost_nice, pol->set.boost_nice);
+    SET(deadline_runtime_us, pol->set.dl_runtime_us);
+    SET(deadline_deadline_us, pol->set.dl_deadline_us);
+    SET(deadline_period_us, pol->set.dl_period_us);
+    SET(util_min, pol->set.util_min);
+    SET(util_max, pol->set.util_max);
+#undef SET
     return info;
 }
 
