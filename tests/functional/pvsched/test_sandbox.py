@@ -84,6 +84,9 @@ class SandboxTest(unittest.TestCase):
                                     'id': 'late'})
             names = [o['name'] for o in vm.qmp('qom-list', path='/objects')]
             self.assertIn('late', names)
+            # The BQL's kind was chosen before: QEMU says what that costs.
+            self.assertRegex(vm.stderr(), r"pvsched-policy 'late': the BQL "
+                             r'does not inherit priority')
 
 
 if __name__ == '__main__':
