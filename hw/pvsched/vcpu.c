@@ -114,13 +114,22 @@ static bool bound_applies(PvschedVcpu *v)
 static void police_bound(PvschedVcpu *v, const PvschedBoostConfig *cfg)
 {
     bool applies = bound_applies(v);
+    int64_t now = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
 
     if (applies && !v->policing) {
         trace_pvsched_bound_arm(v->index, cfg->max_boost_ns);
-        timer_mod(v->bound_timer,
-                  qemu_clock_get_ns(QEMU_CLOCK_REALTIME) + cfg->max_boost_ns);
+        timer_mod(v->bound_timer, now + cfg->max_boost_ns);
+    } else if (applies && cfg->max_boost_ns != v->policed_ns) {
+        /*
+         * The policy changed the bound under this boost: the timer is
+         * where the old bound put it, possibly far beyond the new one.
+         * bound_check() works out, now, what is left of the new one.
+         */
+        trace_pvsched_bound_arm(v->index, cfg->max_boost_ns);
+        timer_mod(v->bound_timer, now);
     }
     v->policing = applies;
+    v->policed_ns = applies ? cfg->max_boost_ns : 0;
 }
 
 void pvsched_vcpu_init(PvschedVcpu *v, int index, PvschedPolicy *policy)
@@ -236,6 +245,7 @@ static void vcpu_thread_exit(Notifier *n, void *data)
     v->kick_retry_ns = 0;
     v->bound_due = false;
     v->policing = false;
+    v->policed_ns = 0;
     v->warned = false;
     v->exit_watched = false;
     if (registered) {

@@ -34,6 +34,7 @@ typedef struct PvschedVcpu {
     int64_t kick_retry_ns;      /* next resend of a kick; main loop */
     bool bound_due;             /* main loop to vCPU: check the bound */
     bool policing;              /* vCPU armed the bound for this boost */
+    int64_t policed_ns;         /* ...and for this max_boost_ns */
     clockid_t cpu_clock;        /* the vCPU thread's CPU-time clock */
     bool exit_watched;          /* thread_exit is on the thread's list */
     Notifier thread_exit;       /* tears the state down with the thread */

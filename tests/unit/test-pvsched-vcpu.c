@@ -226,6 +226,32 @@ static void test_bound_from_unbounded(void)
 }
 
 /*
+ * Defect (found by tests/fuzz/pvsched-fuzz.c): a policy change that
+ * lowers max-boost-us under a boost left the bound timer where the old
+ * bound had put it, so the boost ran on for up to the old bound.  The
+ * timer must be due by the time what is left of the new bound is spent.
+ */
+static void test_bound_lowered_under_boost(void)
+{
+    setup();
+    w.cfg.max_boost_ns = 20 * MAX_BOOST_NS;
+    enable_and_boost();
+    w.cpu_ns += MAX_BOOST_NS / 2;
+    w.cfg.max_boost_ns = MAX_BOOST_NS;
+    pvsched_vcpu_apply(&vcpu);      /* the policy-change notifier's work */
+    g_assert_cmpuint(vcpu.st.status, ==, PVSCHED_STATUS_BOOSTED);
+    g_assert_true(timer_pending(vcpu.bound_timer));
+    g_assert_cmpint(timer_expire_time_ns(vcpu.bound_timer), <=,
+                    realtime_ns() + MAX_BOOST_NS / 2);
+
+    w.cpu_ns += MAX_BOOST_NS;
+    fire_bound_timer();
+    g_assert_cmpint(w.kicks, ==, 1);
+    guest_exit(PVSCHED_REQ_BOOST);
+    g_assert_cmpuint(vcpu.st.status, ==, PVSCHED_STATUS_THROTTLED);
+}
+
+/*
  * The bound spent: the main loop kicks the vCPU and the vCPU throttles
  * itself at the exit that follows, without waiting for another kick.
  */
@@ -346,6 +372,8 @@ int main(int argc, char **argv)
                     test_boost_after_bound_check_let_go);
     g_test_add_func("/pvsched/vcpu/bound/from-unbounded",
                     test_bound_from_unbounded);
+    g_test_add_func("/pvsched/vcpu/bound/lowered-under-boost",
+                    test_bound_lowered_under_boost);
     g_test_add_func("/pvsched/vcpu/bound/spent-kicks-throttles",
                     test_spent_bound_kicks_and_throttles);
     g_test_add_func("/pvsched/vcpu/exit/reads-no-clock",
