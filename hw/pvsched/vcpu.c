@@ -412,10 +412,15 @@ bool pvsched_vcpu_restore(PvschedVcpu *v, uint64_t val, clockid_t cpu_clock)
     v->area = area;
     qatomic_set(&v->msr_val, val);
     qatomic_set(&v->cpu_clock, cpu_clock);
-    /* Not boosted here yet: a pending BOOST is honoured at the next exit. */
+    /*
+     * Not boosted here yet: a pending BOOST is honoured at the next exit.
+     * Static mode boosts at once, policed from now on: the next exit to
+     * QEMU may be far away.
+     */
     pvsched_policy_get_config(v->policy, &cfg);
     pvsched_state_enable(&v->st, &cfg, backend);
     pvsched_area_set_status(&v->area, v->st.status);
+    police_bound(v, &cfg);
     return true;
 }
 

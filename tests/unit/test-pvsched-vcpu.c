@@ -252,6 +252,27 @@ static void test_bound_lowered_under_boost(void)
 }
 
 /*
+ * Defect (found by tests/fuzz/pvsched-fuzz.c): an incoming migration in
+ * static mode made the vCPU BOOSTED under a bound without arming the
+ * bound timer; a guest that spins without exiting to QEMU was never
+ * throttled.  A restored boost is policed from the start.
+ */
+static void test_restore_polices_static_boost(void)
+{
+    int64_t before;
+
+    setup();
+    w.cfg.mode = PVSCHED_STATE_STATIC;
+    pvsched_vcpu_apply(&vcpu);      /* realize: static mode boosts */
+    g_assert_cmpuint(w.attr.policy, ==, SCHED_FIFO);
+    before = realtime_ns();
+    g_assert_true(pvsched_vcpu_restore(&vcpu, AREA_GPA | PVSCHED_MSR_ENABLE,
+                                       CLOCK_THREAD_CPUTIME_ID));
+    g_assert_cmpuint(vcpu.st.status, ==, PVSCHED_STATUS_BOOSTED);
+    assert_policed_from(before);
+}
+
+/*
  * The bound spent: the main loop kicks the vCPU and the vCPU throttles
  * itself at the exit that follows, without waiting for another kick.
  */
@@ -374,6 +395,8 @@ int main(int argc, char **argv)
                     test_bound_from_unbounded);
     g_test_add_func("/pvsched/vcpu/bound/lowered-under-boost",
                     test_bound_lowered_under_boost);
+    g_test_add_func("/pvsched/vcpu/bound/restore-polices-static",
+                    test_restore_polices_static_boost);
     g_test_add_func("/pvsched/vcpu/bound/spent-kicks-throttles",
                     test_spent_bound_kicks_and_throttles);
     g_test_add_func("/pvsched/vcpu/exit/reads-no-clock",
