@@ -114,22 +114,27 @@ static bool bound_applies(PvschedVcpu *v)
 static void police_bound(PvschedVcpu *v, const PvschedBoostConfig *cfg)
 {
     bool applies = bound_applies(v);
-    int64_t now = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
+    /* Boosted, or bounded, since we last looked: a bound starts now. */
+    bool fresh = v->st.boosts != v->policed_boosts ||
+                 (v->st.bounded && !v->policed_bounded);
 
-    if (applies && !v->policing) {
-        trace_pvsched_bound_arm(v->index, cfg->max_boost_ns);
-        timer_mod(v->bound_timer, now + cfg->max_boost_ns);
-    } else if (applies && cfg->max_boost_ns != v->policed_ns) {
+    if (applies && (!v->policing || cfg->max_boost_ns != v->policed_ns)) {
         /*
-         * The policy changed the bound under this boost: the timer is
-         * where the old bound put it, possibly far beyond the new one.
-         * bound_check() works out, now, what is left of the new one.
+         * A bound that starts now has all of it left.  Any other is due
+         * now, and bound_check() works out what is left of it: the policy
+         * changed the bound under this boost, or a static boost, which
+         * outlives its area, is policed again after a new registration
+         * or a migration.  A whole bound for those would let a guest that
+         * registers again and again push the timer out for ever.
          */
         trace_pvsched_bound_arm(v->index, cfg->max_boost_ns);
-        timer_mod(v->bound_timer, now);
+        timer_mod(v->bound_timer, qemu_clock_get_ns(QEMU_CLOCK_REALTIME) +
+                  (fresh && !v->policing ? cfg->max_boost_ns : 0));
     }
     v->policing = applies;
     v->policed_ns = applies ? cfg->max_boost_ns : 0;
+    v->policed_boosts = v->st.boosts;
+    v->policed_bounded = v->st.bounded;
 }
 
 void pvsched_vcpu_init(PvschedVcpu *v, int index, PvschedPolicy *policy)
@@ -246,6 +251,8 @@ static void vcpu_thread_exit(Notifier *n, void *data)
     v->bound_due = false;
     v->policing = false;
     v->policed_ns = 0;
+    v->policed_boosts = 0;
+    v->policed_bounded = false;
     v->warned = false;
     v->exit_watched = false;
     if (registered) {

@@ -35,6 +35,8 @@ typedef struct PvschedVcpu {
     bool bound_due;             /* main loop to vCPU: check the bound */
     bool policing;              /* vCPU armed the bound for this boost */
     int64_t policed_ns;         /* ...and for this max_boost_ns */
+    uint64_t policed_boosts;    /* st.boosts when last policed */
+    bool policed_bounded;       /* st.bounded when last policed */
     clockid_t cpu_clock;        /* the vCPU thread's CPU-time clock */
     bool exit_watched;          /* thread_exit is on the thread's list */
     Notifier thread_exit;       /* tears the state down with the thread */
