@@ -195,6 +195,9 @@ check asan-build bash scripts/build-asan.sh
 check build-without-pvsched build_disabled
 check bench-build python3 bench/run.py --quick $BENCH_QUICK --build-only
 suite_unit
+# A minute of coverage-guided fuzzing of what a guest controls (the
+# documented long run is scripts/fuzz.sh --runs 10000000).
+check fuzz-short bash scripts/fuzz.sh --seconds 60
 suite_qtest qmp-cmd-test
 check docs bash scripts/build-docs.sh
 if [ -x scripts/export-series.sh ]; then
