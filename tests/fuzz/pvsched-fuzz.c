@@ -42,20 +42,21 @@ typedef struct FakeRegion {
     int refs;
 } FakeRegion;
 
+/* Small: the harness compares all of guest RAM around every host step. */
 static FakeRegion regions[] = {
-    { .base = 0x0000, .size = 0x1000, .kind = K_RAM },
-    { .base = 0x1000, .size = 0x1000, .kind = K_RAM },
-    { .base = 0x2000, .size = 0x100, .kind = K_ROM },
-    { .base = 0x2100, .size = 0x100, .kind = K_ROMD },
-    { .base = 0x2200, .size = 0x100, .kind = K_MMIO },
-    { .base = 0x2300, .size = 0x100, .kind = K_RAMDEV },
-    { .base = 0x2400, .size = 0x200, .kind = K_DISCARD },  /* half plugged */
-    { .base = 0x2600, .size = 0x60, .kind = K_RAM },       /* then a hole */
-    { .base = 0x2700, .size = 0x100, .kind = K_NOBLOCK },
+    { .base = 0x000, .size = 0x200, .kind = K_RAM },
+    { .base = 0x200, .size = 0x200, .kind = K_RAM },
+    { .base = 0x400, .size = 0x80, .kind = K_ROM },
+    { .base = 0x480, .size = 0x80, .kind = K_ROMD },
+    { .base = 0x500, .size = 0x80, .kind = K_MMIO },
+    { .base = 0x580, .size = 0x80, .kind = K_RAMDEV },
+    { .base = 0x600, .size = 0x100, .kind = K_DISCARD },   /* half plugged */
+    { .base = 0x700, .size = 0x60, .kind = K_RAM },        /* then a hole */
+    { .base = 0x780, .size = 0x80, .kind = K_NOBLOCK },
 };
 #define NR_REGIONS ARRAY_SIZE(regions)
-#define RAM_END 0x2800
-#define DISCARD_PLUGGED 0x100
+#define RAM_END 0x800
+#define DISCARD_PLUGGED 0x80
 
 static uint8_t ram[RAM_END] __attribute__((aligned(64)));
 static uint8_t ram_before[RAM_END];
