@@ -619,6 +619,17 @@ static void test_msr_rules(void)
     qtest_quit(qts);
 }
 
+/* The path of a new empty file, for QEMU to write (-D) or use as a disk. */
+static char *empty_tmp_file(const char *tmpl)
+{
+    char *path = NULL;
+    int fd = g_file_open_tmp(tmpl, &path, NULL);
+
+    g_assert_cmpint(fd, >=, 0);
+    close(fd);
+    return path;
+}
+
 /*
  * 64-byte alignment keeps an area within a page, and RAM regions
  * usually end on a page: the check that the whole area is RAM needs RAM
@@ -635,11 +646,8 @@ static void test_msr_ram_end(void)
     g_autofree char *text = NULL;
     g_autofree char *args = NULL;
     QTestState *qts;
-    int fd;
 
-    fd = g_file_open_tmp("pvsched-test-trace-XXXXXX", &log, NULL);
-    g_assert_cmpint(fd, >=, 0);
-    close(fd);
+    log = empty_tmp_file("pvsched-test-trace-XXXXXX");
     args = g_strdup_printf("-machine pc,max-ram-below-4g=%llu -smp 1 "
                            "-m 128M -cpu qemu64 "
                            "-object pvsched-policy,id=pol0 "
@@ -883,11 +891,8 @@ static void test_loadvm(void)
 {
     g_autofree char *disk = NULL;
     QTestState *qts;
-    int fd;
 
-    fd = g_file_open_tmp("pvsched-test-disk-XXXXXX", &disk, NULL);
-    g_assert_cmpint(fd, >=, 0);
-    close(fd);
+    disk = empty_tmp_file("pvsched-test-disk-XXXXXX");
     qts = qtest_init(QTEST_VM);
     add_snapshot_disk(qts, disk);
 
@@ -1056,12 +1061,10 @@ static void test_bound_kick_backoff(void)
     g_autofree char *text = NULL;
     g_autofree char *pol = NULL;
     QTestState *qts;
-    int fd, kicks = 0;
+    int kicks = 0;
     const char *p;
 
-    fd = g_file_open_tmp("pvsched-test-trace-XXXXXX", &log, NULL);
-    g_assert_cmpint(fd, >=, 0);
-    close(fd);
+    log = empty_tmp_file("pvsched-test-trace-XXXXXX");
     pol = g_strdup_printf("max-boost-us=1 -trace pvsched_bound_kick -D %s",
                           log);
     qts = boost_vcpu0(pol);
@@ -1449,11 +1452,9 @@ static void test_change_order(void)
     g_autoptr(GArray) vcpu_down = NULL, emu_down = NULL;
     g_autoptr(GArray) vcpu_up = NULL, emu_up = NULL;
     QTestState *qts;
-    int fd, i;
+    int i;
 
-    fd = g_file_open_tmp("pvsched-test-trace-XXXXXX", &log, NULL);
-    g_assert_cmpint(fd, >=, 0);
-    close(fd);
+    log = empty_tmp_file("pvsched-test-trace-XXXXXX");
     pol = g_strdup_printf("max-boost-us=0,priority-ceiling=30 "
                           "-object iothread,id=io0 "
                           "-trace pvsched_sched_set -D %s", log);
