@@ -89,17 +89,6 @@ class StormTest(RobustTestCase):
         os.setpriority(os.PRIO_PROCESS, hog.pid, NICE)
         return hog
 
-    def read_until(self, vm, prefix, timeout=pvsched_vm.START_TIMEOUT * 2):
-        deadline = time.monotonic() + timeout
-        while True:
-            line = vm._readline(deadline)
-            self.assertIsNotNone(line, f'guest ended before {prefix!r}' +
-                                 vm.report())
-            if line.startswith('CHECK') and ' FAIL' in line:
-                self.fail(f'guest check failed: {line}' + vm.report())
-            if line.startswith(prefix):
-                return line
-
     def test_storm(self):
         seconds = float(os.environ.get('PVSCHED_STORM_SECONDS', 6))
         host_cpus = sorted(os.sched_getaffinity(0))[-SMP:]
@@ -117,7 +106,7 @@ class StormTest(RobustTestCase):
             os.setpriority(os.PRIO_PROCESS, tids[i], NICE)
         hogs = [self.start_hog(cpu_of[i]) for i in range(SMP)]
 
-        self.read_until(vm, 'INFO storm start')
+        vm.wait_line('INFO storm start', pvsched_vm.START_TIMEOUT * 2)
         t_start = time.monotonic()
         time.sleep(LEAD_S)
         # The QMP client too: else the latency measures how little CPU
