@@ -37,20 +37,12 @@ struct PvschedEmulatorUndo {
     GArray *threads;            /* ThreadUndo, in the order changed */
 };
 
-/*
- * Attributes the thread had before.  A thread without CAP_SYS_NICE cannot
- * clear RESET_ON_FORK once set: then it keeps that flag, and only that.
- */
+/* Attributes the thread had before, RESET_ON_FORK kept if it must be. */
 static int set_back(const PvschedBackend *be, const PvschedSchedAttr *prev)
 {
     PvschedSchedAttr attr = *prev;
-    int ret = be->set(&attr, be->opaque);
 
-    if (ret == -EPERM && !(attr.flags & PVSCHED_FLAG_RESET_ON_FORK)) {
-        attr.flags |= PVSCHED_FLAG_RESET_ON_FORK;
-        ret = be->set(&attr, be->opaque);
-    }
-    return ret;
+    return pvsched_sched_set_lower(be, &attr);
 }
 
 /*

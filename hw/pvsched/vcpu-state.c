@@ -92,12 +92,7 @@ static int boost(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
     return 0;
 }
 
-/*
- * Without CAP_SYS_NICE (RLIMIT_RTPRIO only) the kernel lets a thread
- * lower itself, but not clear the RESET_ON_FORK its boost set: keep the
- * flag then, harmless for a thread that forks nothing real-time.
- */
-static int set_lower(PvschedSchedAttr *attr, const PvschedBackend *be)
+int pvsched_sched_set_lower(const PvschedBackend *be, PvschedSchedAttr *attr)
 {
     int ret = be->set(attr, be->opaque);
 
@@ -111,7 +106,7 @@ static int set_lower(PvschedSchedAttr *attr, const PvschedBackend *be)
 static int unboost(PvschedVcpuState *st, const PvschedBackend *be)
 {
     /* Lowering one's own priority needs no privilege... */
-    int ret = set_lower(&st->saved, be);
+    int ret = pvsched_sched_set_lower(be, &st->saved);
 
     if (ret < 0) {
         /*
@@ -121,7 +116,7 @@ static int unboost(PvschedVcpuState *st, const PvschedBackend *be)
          */
         PvschedSchedAttr other = { .policy = SCHED_OTHER };
 
-        if (set_lower(&other, be) == 0) {
+        if (pvsched_sched_set_lower(be, &other) == 0) {
             st->saved = other;
         } else {
             return ret;

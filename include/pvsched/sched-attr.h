@@ -48,6 +48,13 @@ typedef struct PvschedBackend {
 /* sched_getattr()/sched_setattr() on the calling thread. */
 extern const PvschedBackend pvsched_host_backend;
 
+/*
+ * Lower the calling thread to @attr.  Without CAP_SYS_NICE (RLIMIT_RTPRIO
+ * only) the kernel lets a thread lower itself but not clear the
+ * RESET_ON_FORK a boost set: then @attr keeps that flag, and only that.
+ */
+int pvsched_sched_set_lower(const PvschedBackend *be, PvschedSchedAttr *attr);
+
 /* Reading another thread is fine: only changes are kept to oneself. */
 int pvsched_sched_get_thread(int tid, PvschedSchedAttr *attr);
 
