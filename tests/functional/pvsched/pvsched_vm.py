@@ -188,6 +188,34 @@ def read_sched(pid, tid, tries=200):
     return _read_sched(pid, tid)
 
 
+def guest_symbols(elf=GUEST):
+    """[(address, name)] of the bundled guest's functions, sorted."""
+    try:
+        out = subprocess.run(['nm', '-n', elf], capture_output=True,
+                             text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    syms = []
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) == 3 and f[1] in 'tT':
+            syms.append((int(f[0], 16), f[2]))
+    return syms
+
+
+def guest_symbolize(line):
+    """An 'info registers' line with its EIP/RIP named: 'func+0x13'."""
+    m = re.search(r'[ER]IP=([0-9a-f]+)', line)
+    if not m:
+        return line
+    ip = int(m.group(1), 16)
+    below = [(a, n) for a, n in guest_symbols() if a <= ip]
+    if not below:
+        return line
+    addr, name = below[-1]
+    return line + f'  <{name}+{ip - addr:#x}>'
+
+
 def threads_table(pid):
     """One line per thread of process pid: what it is doing and under
     which policy, for failure reports (a stuck vCPU: sleeping in the
@@ -310,7 +338,7 @@ class QMPMonitor:
         line, self._buf = self._buf.split(b'\n', 1)
         return json.loads(line)
 
-    def cmd(self, cmd, **args):
+    def cmd(self, cmd, timeout=LINE_TIMEOUT, **args):
         """Execute a QMP command; returns 'return', raises QMPError."""
         self._id += 1
         msg = {'execute': cmd, 'id': self._id}
@@ -322,7 +350,7 @@ class QMPMonitor:
             if self.primary:
                 self.vm.eof = True
             self._fail(f'{self.what}: cannot send {cmd} ({e})')
-        deadline = time.monotonic() + LINE_TIMEOUT
+        deadline = time.monotonic() + timeout
         while True:
             resp = self._read(deadline)
             if 'event' in resp:
@@ -385,6 +413,7 @@ class PvschedVM:
         self.proc = None
         self._stderr_text = ''
         self._serial = self._qmp = None
+        self._reporting = False
         self._sbuf = b''
         # stderr to a file: a pipe nobody reads could fill up and block QEMU.
         self._stderr = open(os.path.join(self.tmp, 'stderr'), 'w+')
@@ -474,12 +503,32 @@ class PvschedVM:
         unread = self._sbuf.decode('ascii', 'replace')
         threads = ''
         if code is None:
-            threads = '\n--- QEMU threads ---\n' + threads_table(self.pid)
+            threads = ('\n--- QEMU threads ---\n' + threads_table(self.pid) +
+                       self._cpu_registers())
         return ('\n--- guest serial ---\n' + '\n'.join(self.transcript) +
                 ('\n(not yet read:)\n' + unread if unread else '') +
                 '\n--- QEMU stderr ---\n' + self.stderr() +
                 '--- QEMU ' + ('still running' if code is None else
                                f'exit status {code}') + ' ---' + threads)
+
+    def _cpu_registers(self):
+        """Where each vCPU is, for a guest that stopped talking: a hung
+        print and a spinning guest look alike from the serial alone.
+        Best effort, and never from inside another report."""
+        if self._reporting or self._qmp is None or self.eof:
+            return ''
+        self._reporting = True
+        try:
+            regs = self._qmp.cmd('human-monitor-command', timeout=10,
+                                 **{'command-line': 'info registers -a'})
+        except Exception as e:           # e.g. the BQL is never released
+            regs = f'(info registers failed: {str(e).splitlines()[0]})'
+        finally:
+            self._reporting = False
+        keep = re.compile(r'^(CPU#|[ER]AX=|[ER]SI=|[ER]IP=|CR0=)')
+        lines = [guest_symbolize(l) for l in regs.splitlines()
+                 if keep.match(l) or l.startswith('(')]
+        return '\n--- vCPU registers ---\n' + '\n'.join(lines)
 
     # ---- QMP ---------------------------------------------------------------
 
