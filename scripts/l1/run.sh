@@ -134,6 +134,14 @@ show_output() {
     shown=$n
 }
 
+# One L1 at a time on this host: two would each get half its CPUs, and
+# the tests in both would see preemption their own L1 cannot account for.
+exec 9> /run/lock/pvsched-l1.lock
+if ! flock -n 9; then
+    log "L1: waiting for another L1 VM on this host to finish"
+    flock 9
+fi
+
 log "L1: booting (TCG, $mem, 2 CPUs, nice $nice, timeout ${timeout}s) to run: $*"
 nice -n "$nice" "$l1/qemu/usr/bin/qemu-system-x86_64" "${args[@]}" \
     2> "$run/qemu.err" &
