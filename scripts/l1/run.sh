@@ -114,6 +114,7 @@ args=(-L "$l1/qemu/usr/share/seabios" -L "$l1/qemu/usr/share/qemu"
       -kernel "$(echo "$l1"/kernel/boot/vmlinuz-*)" -initrd "$work/initrd.img"
       -append "console=ttyS0 panic=-1 mitigations=off tsc=reliable $l1_append pvsched.run=$run pvsched.rw=$(IFS=,; echo "${rw[*]}")"
       -serial "file:$run/console.log"
+      -d cpu_reset,guest_errors -D "$run/qemu-debug.log"
       -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap)
 for i in "${!rw[@]}"; do
     args+=(-virtfs "local,path=${rw[$i]},mount_tag=rw$i,security_model=none,multidevs=remap")
@@ -178,6 +179,10 @@ fi
 if [ ! -f "$run/status" ]; then
     cat "$run/qemu.err" >&2
     console_tail
+    # An L1 that stops without a word on its console was reset (a triple
+    # fault: with -no-reboot QEMU then exits 0): the CPU state before it.
+    echo "---- L1 CPU resets and guest errors ($run/qemu-debug.log) ----" >&2
+    tail -n 60 "$run/qemu-debug.log" >&2 || true
     log "L1: error: L1 stopped (QEMU exit status $qrc) before the command finished"
     exit 125
 fi
