@@ -11,7 +11,10 @@ bash "$top/scripts/export-series.sh" "$out"
 
 log "checkpatch"
 errors=0
+cover=$out/patches/0000-cover-letter.patch
+! grep -n '\*\*\*' "$cover" || die "the cover letter has an unfilled placeholder"
 for p in "$out"/patches/*.patch; do
+    [ "$p" != "$cover" ] || continue
     perl "$out/src/scripts/checkpatch.pl" "$p" > "$p.checkpatch" 2>&1 || true
     grep -E '^(ERROR|WARNING)|^total' "$p.checkpatch" | sed "s|^|  $(basename "$p"): |"
     grep -q '^total: 0 errors' "$p.checkpatch" || errors=$((errors + 1))
@@ -32,4 +35,4 @@ for c in $(git -C "$out/src" rev-list --reverse pristine..pvsched); do
         { tail -n 30 "$out/build.log"; die "commit $c does not build"; }
 done
 git -C "$out/src" checkout -q pvsched
-log "series OK: $(ls "$out"/patches/*.patch | wc -l) patches apply, are checkpatch-clean and build one by one"
+log "series OK: $(ls "$out"/patches/*.patch | grep -vc /0000-) patches apply, are checkpatch-clean and build one by one; cover letter $(basename "$cover")"

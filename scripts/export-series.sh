@@ -74,5 +74,19 @@ git -C "$out/src" diff --name-only pristine HEAD | sort > "$out/series.list"
 missing=$(comm -23 "$out/overlay.list" "$out/series.list")
 [ -z "$missing" ] || die "not in patches/series: $(echo $missing)"
 
-git -C "$out/src" format-patch -q -o "$out/patches" pristine..HEAD
-log "series: $(ls "$out/patches" | wc -l) patches in $out/patches"
+# The cover letter: git's shortlog and diffstat, our subject and text.
+git -C "$out/src" "${GIT_ID[@]}" format-patch -q --cover-letter -o "$out/patches" pristine..HEAD
+cover=$out/patches/0000-cover-letter.patch
+python3 - "$cover" "$top/patches/0000-cover-letter.txt" <<'PY'
+import sys
+path, text = sys.argv[1], open(sys.argv[2]).read()
+subject, blurb = text.split('\n', 1)
+mail = open(path).read()
+for placeholder, value in (('*** SUBJECT HERE ***', subject),
+                           ('*** BLURB HERE ***', blurb.strip('\n'))):
+    if placeholder not in mail:
+        sys.exit(f'{path}: no "{placeholder}" to fill in')
+    mail = mail.replace(placeholder, value)
+open(path, 'w').write(mail)
+PY
+log "series: $(ls "$out"/patches/*.patch | grep -vc /0000-) patches and a cover letter in $out/patches"
