@@ -216,6 +216,9 @@ def guest_symbolize(line):
     return line + f'  <{name}+{ip - addr:#x}>'
 
 
+HZ = os.sysconf('SC_CLK_TCK')
+
+
 def threads_table(pid):
     """One line per thread of process pid: what it is doing and under
     which policy, for failure reports (a stuck vCPU: sleeping in the
@@ -227,7 +230,11 @@ def threads_table(pid):
             with open(f'{base}/comm') as f:
                 comm = f.read().strip()
             with open(f'{base}/stat') as f:
-                state = f.read().rsplit(')', 1)[1].split()[0]
+                # After the comm: field 3 onwards; utime 14, stime 15,
+                # guest_time 43 (in ticks; utime includes guest time).
+                st = f.read().rsplit(')', 1)[1].split()
+            state = st[0]
+            utime, stime, guest = (int(st[i - 3]) for i in (14, 15, 43))
             with open(f'{base}/wchan') as f:
                 wchan = f.read().strip() or '-'
             with open(f'{base}/schedstat') as f:
@@ -240,7 +247,10 @@ def threads_table(pid):
         lines.append(f'{tid:>7} {comm:<16} {state} {wchan:<24} '
                      f'{POLICY_NAMES.get(policy, policy)} rt={prio} '
                      f'nice={nice} cpu={run_ns / 1e9:.3f}s '
-                     f'waited={wait_ns / 1e9:.3f}s')
+                     f'waited={wait_ns / 1e9:.3f}s '
+                     # A spinning vCPU: in the guest, in QEMU or in KVM?
+                     f'guest={guest / HZ:.2f}s qemu={(utime - guest) / HZ:.2f}s '
+                     f'kernel={stime / HZ:.2f}s')
     return '\n'.join(lines)
 
 
