@@ -1421,6 +1421,98 @@ static void test_change_rolls_back(void)
     breaker_cleanup(&b);
 }
 
+/* Set QEMU's RLIMIT_RTPRIO from outside, as "prlimit --pid" does. */
+static void set_rtprio_limit(QTestState *qts, int limit)
+{
+    struct rlimit rl = { .rlim_cur = limit, .rlim_max = limit };
+
+    g_assert_cmpint(prlimit(qtest_pid(qts), RLIMIT_RTPRIO, &rl, NULL), ==,
+                    0);
+}
+
+static int count_matches(const char *path, const char *what)
+{
+    g_autofree char *text = NULL;
+    const char *p;
+    int n = 0;
+
+    g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+    for (p = text; (p = strstr(p, what)); p += strlen(what)) {
+        n++;
+    }
+    return n;
+}
+
+/*
+ * The host takes the permission away under a running guest (RLIMIT_RTPRIO
+ * lowered with prlimit --pid, QEMU without CAP_SYS_NICE), then gives it
+ * back.  A boost already held stays until the guest lets go; a new one is
+ * refused: the guest reads NORMAL, query-pvsched says why, QEMU warns
+ * once per vCPU however often the guest asks, and the thread is left as
+ * it was.  With the limit back, the next request boosts.
+ */
+static void test_fault_rtprio_lowered(void)
+{
+    g_autofree char *err = NULL;
+    g_autofree char *args = NULL;
+    g_autofree char *qemu = NULL;
+    const char *warning = "changing its thread's scheduling failed";
+    QTestState *qts;
+    QDict *v;
+    int i;
+
+    if (!can_run_unprivileged()) {
+        g_test_skip("needs to run QEMU without CAP_SYS_NICE (setpriv, "
+                    "prlimit)");
+        return;
+    }
+    err = empty_tmp_file("pvsched-test-stderr-XXXXXX");
+    args = g_strdup_printf(QTEST_VM " 2>%s", err);
+    qemu = g_strdup_printf(UNPRIVILEGED "%s",
+                           g_getenv("QTEST_QEMU_BINARY"));
+    g_setenv("PVSCHED_TEST_QEMU", qemu, true);
+    qts = qtest_init_with_env("PVSCHED_TEST_QEMU", args, true);
+    g_assert_true(wrmsr(qts, 0, AREA0 | MSR_ENABLE));
+    g_assert_true(wrmsr(qts, 1, AREA1 | MSR_ENABLE));
+    qtest_writeb(qts, AREA0 + 8, REQ_BOOST);
+    vm_exit(qts, 0);
+    assert_vcpu(qts, 0, "boosted", "fifo", 8);
+
+    set_rtprio_limit(qts, 0);
+    /* Held: the kernel checks the limit only when a priority is raised. */
+    vm_exit(qts, 0);
+    assert_vcpu(qts, 0, "boosted", "fifo", 8);
+    qtest_writeb(qts, AREA0 + 8, REQ_UNBOOST);
+    vm_exit(qts, 0);
+    assert_vcpu(qts, 0, "normal", "other", 0);
+
+    qtest_writeb(qts, AREA0 + 8, REQ_BOOST);
+    qtest_writeb(qts, AREA1 + 8, REQ_BOOST);
+    for (i = 0; i < 5; i++) {
+        vm_exit(qts, 0);
+        vm_exit(qts, 1);
+    }
+    for (i = 0; i < 2; i++) {
+        g_assert_cmphex(qtest_readq(qts, i ? AREA1 : AREA0), ==, NORMAL);
+        assert_vcpu(qts, i, "normal", "other", 0);
+        v = vcpu_state(qts, i);
+        g_assert_cmpstr(qdict_get_try_str(v, "last-error"), ==,
+                        "Operation not permitted");
+        qobject_unref(v);
+    }
+    g_assert_cmpint(count_matches(err, warning), ==, 2);
+
+    set_rtprio_limit(qts, 30);
+    vm_exit(qts, 0);
+    assert_vcpu(qts, 0, "boosted", "fifo", 8);
+    g_assert_cmphex(qtest_readq(qts, AREA0), ==, BOOSTED);
+    v = vcpu_state(qts, 0);
+    g_assert_false(qdict_haskey(v, "last-error"));
+    qobject_unref(v);
+    qtest_quit(qts);
+    unlink(err);
+}
+
 /* Positions in @log of the lines that set a thread to fifo/@prio. */
 static GArray *fifo_sets(const char *log, int prio)
 {
@@ -1960,6 +2052,8 @@ int main(int argc, char **argv)
     qtest_add_func("/pvsched/policy/large-cooldown", test_large_cooldown);
     qtest_add_func("/pvsched/bound/kick-backoff", test_bound_kick_backoff);
     qtest_add_func("/pvsched/policy/change-order", test_change_order);
+    qtest_add_func("/pvsched/faults/rtprio-lowered",
+                   test_fault_rtprio_lowered);
     qtest_add_func("/pvsched/policy/change-rolls-back",
                    test_change_rolls_back);
     qtest_add_func("/pvsched/policy/object-add-fails-cleanly",
