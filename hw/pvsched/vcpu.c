@@ -101,15 +101,20 @@ static bool bound_applies(PvschedVcpu *v)
  * other's old value (store buffering): the timer looks pending here while
  * bound_check() sees no boost and lets go.
  *
- * Arming unconditionally cannot lose it.  timer_mod() and the main loop's
- * removal of an expired timer take the same timer-list lock.  If our
- * timer_mod() comes first, the timer expires only max_boost_ns later,
- * and the main loop, which takes it off the list under the lock after we
- * released it, then sees our BOOSTED store in bound_check().  If the
- * removal comes first, our timer_mod() puts the timer back.  Either way,
- * as long as the vCPU is boosted its bound timer is pending or its
- * callback will see the boost and re-arm it; only this thread ends a
- * boost.
+ * Arming unconditionally cannot lose it.  Arming and the main loop's
+ * removal of an expired timer take the same timer-list lock.  If we arm
+ * first, the timer expires at the latest max_boost_ns later, and the main
+ * loop, which takes it off the list under the lock after we released it,
+ * then sees our BOOSTED store in bound_check().  If the removal comes
+ * first, arming puts the timer back.  Either way, as long as the vCPU is
+ * boosted its bound timer is pending or its callback will see the boost
+ * and re-arm it; only this thread ends a boost.
+ *
+ * Arming only ever brings the timer forward (timer_mod_anticipate): a
+ * timer moved to a new end at every boost would be the first to expire
+ * each time, and wake the main loop, which runs above every vCPU, once
+ * per boost of a guest that boosts as fast as it can.  A timer that fires
+ * early costs one bound_check(), which re-arms it for what is left.
  */
 static void police_bound(PvschedVcpu *v, const PvschedBoostConfig *cfg)
 {
@@ -128,8 +133,9 @@ static void police_bound(PvschedVcpu *v, const PvschedBoostConfig *cfg)
          * registers again and again push the timer out for ever.
          */
         trace_pvsched_bound_arm(v->index, cfg->max_boost_ns);
-        timer_mod(v->bound_timer, qemu_clock_get_ns(QEMU_CLOCK_REALTIME) +
-                  (fresh && !v->policing ? cfg->max_boost_ns : 0));
+        timer_mod_anticipate(v->bound_timer,
+                             qemu_clock_get_ns(QEMU_CLOCK_REALTIME) +
+                             (fresh && !v->policing ? cfg->max_boost_ns : 0));
     }
     v->policing = applies;
     v->policed_ns = applies ? cfg->max_boost_ns : 0;

@@ -30,6 +30,7 @@ static struct {
     int kicks;
     int config_reads;       /* one per evaluation of the guest's request */
     int areas_mapped;       /* references held on guest memory */
+    int wakeups;            /* of the main loop, for a timer moved */
     PvschedBoostConfig cfg;
     struct pvsched_area area;
 } w;
@@ -114,6 +115,12 @@ void qemu_cpu_kick(CPUState *cpu)
 {
     g_assert(cpu == &fake_cpu);     /* the real one dereferences it */
     w.kicks++;
+}
+
+/* A timer that becomes the first to expire wakes the main loop. */
+void qemu_timer_notify_cb(void *opaque, QEMUClockType type)
+{
+    w.wakeups++;
 }
 
 static PvschedVcpu vcpu;
@@ -300,6 +307,37 @@ static void test_reregister_keeps_static_bound(void)
 }
 
 /*
+ * Defect: every boost moved the bound timer to its own end, so each one
+ * woke the main loop, which runs above every vCPU: a guest that boosts
+ * and unboosts as fast as it can drove the main loop with it (the storm
+ * test saw it take most of a CPU).  A timer due earlier is left alone:
+ * bound_check() works out what is left when it fires.
+ */
+static void test_boost_churn_leaves_the_timer(void)
+{
+    int64_t due;
+    int i;
+
+    setup();
+    enable_and_boost();
+    due = timer_expire_time_ns(vcpu.bound_timer);
+    w.wakeups = 0;
+    for (i = 0; i < 100; i++) {
+        guest_exit(PVSCHED_REQ_UNBOOST);
+        g_usleep(10);
+        guest_exit(PVSCHED_REQ_BOOST);
+        g_assert_cmpuint(vcpu.st.status, ==, PVSCHED_STATUS_BOOSTED);
+    }
+    g_assert_cmpint(w.wakeups, ==, 0);
+    g_assert_cmpint(timer_expire_time_ns(vcpu.bound_timer), ==, due);
+
+    /* Early, it finds the boost that is on and what is left of it. */
+    fire_bound_timer();
+    g_assert_cmpint(w.kicks, ==, 0);
+    assert_policed_from(realtime_ns() - MAX_BOOST_NS);
+}
+
+/*
  * The bound spent: the main loop kicks the vCPU and the vCPU throttles
  * itself at the exit that follows, without waiting for another kick.
  */
@@ -426,6 +464,8 @@ int main(int argc, char **argv)
                     test_restore_polices_static_boost);
     g_test_add_func("/pvsched/vcpu/bound/reregister-keeps-static",
                     test_reregister_keeps_static_bound);
+    g_test_add_func("/pvsched/vcpu/bound/churn-leaves-the-timer",
+                    test_boost_churn_leaves_the_timer);
     g_test_add_func("/pvsched/vcpu/bound/spent-kicks-throttles",
                     test_spent_bound_kicks_and_throttles);
     g_test_add_func("/pvsched/vcpu/exit/reads-no-clock",
