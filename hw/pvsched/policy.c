@@ -393,44 +393,52 @@ static uint32_t emulator_rank(const PvschedPolicySettings *pol,
     return iothreads ? iothread_priority(pol) : emulator_priority(pol);
 }
 
-/* Why the kernel refused an emulator thread SCHED_DEADLINE, and what to do. */
-static void dl_refused_hint(int err, bool iothreads, Error **errp)
+/*
+ * Why the kernel refused an emulator thread SCHED_DEADLINE, and what to
+ * do, in the message itself: QMP drops hints.
+ */
+static void dl_refused(int err, const PvschedPolicySettings *pol,
+                       bool iothreads, Error **errp)
 {
-    cpu_set_t cpus;
+    const char *who = iothreads ? "the I/O threads" : "the main loop thread";
+    g_autofree char *what =
+        g_strdup_printf("pvsched-policy: cannot set %s to SCHED_DEADLINE "
+                        "with emulator-runtime-us=%u, emulator-period-us=%u",
+                        who, pol->emu_runtime_us, pol->emu_period_us);
     long online = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t cpus;
 
     switch (err) {
     case EPERM:
+        error_setg(errp, "%s: the kernel allows SCHED_DEADLINE only to a "
+                   "thread that may run on every CPU of its root domain; "
+                   "remove the emulator threads' CPU pinning (libvirt's "
+                   "<emulatorpin>, taskset, a cpuset that is not a root "
+                   "domain of its own), or use emulator-class=fifo", what);
         if (!iothreads && sched_getaffinity(0, sizeof(cpus), &cpus) == 0 &&
             CPU_COUNT(&cpus) < online) {
             error_append_hint(errp, "The main loop thread may run on %d of "
                               "the %ld online CPUs.\n", CPU_COUNT(&cpus),
                               online);
         }
-        error_append_hint(errp, "The kernel allows SCHED_DEADLINE only to a "
-                          "thread that may run on every CPU of its root "
-                          "domain: remove the emulator threads' CPU pinning "
-                          "(libvirt's <emulatorpin>, taskset, a cpuset that "
-                          "is not a root domain of its own), or use "
-                          "emulator-class=fifo.\n");
         break;
     case EBUSY:
-        error_append_hint(errp, "The kernel's SCHED_DEADLINE admission "
-                          "control refused the bandwidth: every emulator "
-                          "thread takes emulator-runtime-us of each "
-                          "emulator-period-us, and with the deadline tasks "
-                          "already admitted that is more than "
-                          "sched_rt_runtime_us/sched_rt_period_us of the "
-                          "CPUs.  Lower emulator-runtime-us, or use "
-                          "emulator-class=fifo.\n");
+        error_setg(errp, "%s: the kernel's admission control refused the "
+                   "bandwidth (each emulator thread takes "
+                   "emulator-runtime-us of every emulator-period-us, and "
+                   "all deadline threads together at most "
+                   "sched_rt_runtime_us/sched_rt_period_us of every CPU); "
+                   "lower emulator-runtime-us, or use emulator-class=fifo",
+                   what);
         break;
     case EINVAL:
-        error_append_hint(errp, "The kernel refuses these parameters: "
-                          "emulator-period-us must be within "
-                          "/proc/sys/kernel/sched_deadline_period_min_us "
-                          "and sched_deadline_period_max_us, and "
-                          "emulator-runtime-us at least 2.\n");
+        error_setg(errp, "%s: the kernel refuses these parameters; keep "
+                   "emulator-period-us within "
+                   "/proc/sys/kernel/sched_deadline_period_min_us and "
+                   "sched_deadline_period_max_us", what);
         break;
+    default:
+        error_setg_errno(errp, err, "%s", what);
     }
 }
 
@@ -455,11 +463,7 @@ static bool policy_order_emulator(const PvschedPolicySettings *pol,
         return true;
     }
     if (prio == EMULATOR_RANK_DEADLINE) {
-        error_setg_errno(errp, -ret, "pvsched-policy: cannot set %s to "
-                         "SCHED_DEADLINE with emulator-runtime-us=%u, "
-                         "emulator-period-us=%u", who, pol->emu_runtime_us,
-                         pol->emu_period_us);
-        dl_refused_hint(-ret, iothreads, errp);
+        dl_refused(-ret, pol, iothreads, errp);
     } else if (prio) {
         error_setg_errno(errp, -ret, "pvsched-policy: cannot set %s to "
                          "SCHED_FIFO %u", who, prio);
