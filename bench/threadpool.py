@@ -37,6 +37,7 @@ SPIN = r'''
 import os, sys, time
 os.sched_setaffinity(0, {%d})
 os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(%d))
+print('spinning', flush=True)
 on, off = float(sys.argv[1]), float(sys.argv[2])
 while True:
     end = time.monotonic() + on
@@ -89,8 +90,13 @@ def run(qemu, reads, spin):
         qmp.cmd(hmp, **{'command-line': 'qemu-io f0 "read 0 4k"'})  # warm
         if spin:
             spinner = subprocess.Popen([sys.executable, '-c', SPIN,
-                                        str(spin[0]), str(spin[1])])
-            time.sleep(0.2)
+                                        str(spin[0]), str(spin[1])],
+                                       stdout=subprocess.PIPE, text=True)
+            # Measure only once it spins at its real-time priority (a
+            # Python start-up on a loaded host takes longer than any
+            # fixed sleep).
+            if spinner.stdout.readline() != 'spinning\n':
+                raise RuntimeError('the spinner did not start')
         lat = []
         for i in range(reads):
             t0 = time.monotonic()
