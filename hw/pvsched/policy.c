@@ -825,12 +825,20 @@ PvschedPolicyInfo *pvsched_policy_info(PvschedPolicy *pol)
     return info;
 }
 
-/* I/O threads created after the policy take their place now. */
+/*
+ * I/O threads created after the policy take their place now, and so does
+ * the main loop if it is not the thread that took it: -daemonize forks
+ * after the policy exists, and RESET_ON_FORK leaves the daemon's main
+ * thread below every boosted vCPU.
+ */
 static void policy_machine_done(Notifier *n, void *data)
 {
     PvschedPolicy *pol = container_of(n, PvschedPolicy, machine_done);
     g_autoptr(PvschedEmulatorUndo) undo = pvsched_emulator_undo_new();
 
+    if (pvsched_emulator_thread_id() != qemu_get_thread_id()) {
+        policy_order_emulator(&pol->set, false, undo, &error_warn);
+    }
     policy_order_emulator(&pol->set, true, undo, &error_warn);
 }
 
