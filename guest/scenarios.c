@@ -26,6 +26,7 @@ static const struct {
     { "bench-scale", scenario_bench_scale },
     { "fuzz", scenario_fuzz },
     { "storm", scenario_storm },
+    { "iostorm", scenario_iostorm },
     { "ring", scenario_ring },
     { "churn", scenario_churn },
     { "migrate", scenario_migrate },

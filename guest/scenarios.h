@@ -21,6 +21,7 @@ void scenario_bench_wakeup(void);
 void scenario_bench_scale(void);
 void scenario_fuzz(void);
 void scenario_storm(void);
+void scenario_iostorm(void);
 void scenario_ring(void);
 void scenario_churn(void);
 void scenario_migrate(void);

@@ -4,7 +4,10 @@
  * Whoever can wake or police a thread must run above it: the main loop
  * and the I/O threads complete the I/O boosted vCPUs wait for, and the
  * main loop enforces their bound, so with a real-time boost class they
- * run above every boosted vCPU.  Each changes only its own attributes:
+ * run above every boosted vCPU: SCHED_FIFO above the boost priority, or
+ * SCHED_DEADLINE, above every FIFO thread and bounded by the kernel.
+ * Either way with RESET_ON_FORK, without which a SCHED_DEADLINE thread
+ * could not create threads at all.  Each changes only its own attributes:
  * the main loop where the policy is applied, each I/O thread in its own
  * AioContext.
  *
@@ -75,7 +78,10 @@ static int order_self(const PvschedSchedAttr *want, ThreadUndo *u)
         }
     }
     trace_pvsched_emulator(qemu_get_thread_id(),
-                           want ? want->priority : 0, ret);
+                           want ? pvsched_policy_name(want->policy) : "own",
+                           want ? want->priority : 0,
+                           want ? want->runtime : 0,
+                           want ? want->period : 0, ret);
     return ret;
 }
 
@@ -87,7 +93,9 @@ static void undo_self(const ThreadUndo *u)
 
     saved = u->saved;
     saved_valid = u->saved_valid;
-    trace_pvsched_emulator_undo(qemu_get_thread_id(), u->prev.priority, ret);
+    trace_pvsched_emulator_undo(qemu_get_thread_id(),
+                                pvsched_policy_name(u->prev.policy),
+                                u->prev.priority, ret);
     if (ret < 0) {
         warn_report("pvsched: thread %d: cannot restore its scheduling "
                     "attributes: %s", qemu_get_thread_id(), strerror(-ret));

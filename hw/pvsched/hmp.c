@@ -10,6 +10,22 @@
 #include "qapi/error.h"
 #include "qapi/qapi-commands-pvsched.h"
 
+/* An emulator thread: "fifo/9", or "deadline 5000/10000 us". */
+static void print_emulator(Monitor *mon, const char *what,
+                           PvschedEmulatorInfo *t)
+{
+    PvschedThreadSched *s = t->sched;
+
+    if (s && s->has_runtime_ns) {
+        monitor_printf(mon, "%s %" PRId64 ": %s %" PRIu64 "/%" PRIu64
+                       " us\n", what, t->thread_id, s->policy,
+                       s->runtime_ns / 1000, s->period_ns / 1000);
+    } else {
+        monitor_printf(mon, "%s %" PRId64 ": %s/%u\n", what, t->thread_id,
+                       s ? s->policy : "?", s ? s->priority : 0);
+    }
+}
+
 static void print_vcpu(Monitor *mon, PvschedVcpuInfo *v)
 {
     g_autofree char *sched = v->sched ?
@@ -30,6 +46,7 @@ void hmp_info_pvsched(Monitor *mon, const QDict *qdict)
     g_autoptr(PvschedInfo) info = qmp_query_pvsched(&err);
     PvschedPolicyInfo *p;
     PvschedVcpuInfoList *l;
+    PvschedEmulatorInfoList *iot;
 
     if (hmp_handle_error(mon, err)) {
         return;
@@ -40,16 +57,17 @@ void hmp_info_pvsched(Monitor *mon, const QDict *qdict)
     }
     p = info->policy;
     monitor_printf(mon, "pvsched policy %s: mode %s, %s priority %u, "
-                   "max-boost %u us, cooldown %u us, priority ceiling %u\n",
+                   "max-boost %u us, cooldown %u us, priority ceiling %u, "
+                   "emulator-class %s\n",
                    p->id, PvschedMode_str(p->mode),
                    PvschedBoostClass_str(p->boost_class), p->boost_priority,
-                   p->max_boost_us, p->cooldown_us, p->priority_ceiling);
+                   p->max_boost_us, p->cooldown_us, p->priority_ceiling,
+                   PvschedEmulatorClass_str(p->emulator_class));
     if (info->emulator) {
-        PvschedThreadSched *e = info->emulator->sched;
-
-        monitor_printf(mon, "emulator thread %" PRId64 ": %s/%u\n",
-                       info->emulator->thread_id, e ? e->policy : "?",
-                       e ? e->priority : 0);
+        print_emulator(mon, "emulator thread", info->emulator);
+    }
+    for (iot = info->iothreads; iot; iot = iot->next) {
+        print_emulator(mon, "I/O thread", iot->value);
     }
     monitor_printf(mon, "  cpu   thread  status    area         sched     "
                    "        boosts unboosts throttles boosted-ms\n");

@@ -39,6 +39,15 @@
 /* 20% of a CPU, granted within each 10 ms */
 #define DEFAULT_DL_RUNTIME_US   2000
 #define DEFAULT_DL_PERIOD_US    10000
+/*
+ * An emulator thread with emulator-class=deadline: half a CPU, granted
+ * within each 10 ms.  Enough for the I/O of a busy VM, and a guest that
+ * drives it without pause leaves the other half of that CPU to the host.
+ */
+#define DEFAULT_EMU_RUNTIME_US  5000
+#define DEFAULT_EMU_PERIOD_US   10000
+/* Where emulator_rank() puts SCHED_DEADLINE: above every FIFO priority. */
+#define EMULATOR_RANK_DEADLINE  100
 
 typedef struct PvschedPolicySnapshot {
     struct rcu_head rcu;
@@ -53,6 +62,9 @@ typedef struct PvschedPolicySettings {
     uint32_t cooldown_us;
     uint32_t emulator_priority;     /* 0: boost-priority + 1 */
     uint32_t iothread_priority;     /* 0: emulator-priority */
+    PvschedEmulatorClass emulator_class;
+    uint32_t emu_runtime_us;        /* emulator-class deadline */
+    uint32_t emu_period_us;
     uint32_t priority_ceiling;      /* 0 until creation: rt_need() */
     int32_t boost_nice;             /* class other */
     uint32_t dl_runtime_us;         /* class deadline */
@@ -84,6 +96,33 @@ static int64_t us_to_ns(uint32_t us)
     return (int64_t)us * SCALE_US;
 }
 
+/* SCHED_DEADLINE with these parameters, in microseconds. */
+static PvschedSchedAttr dl_attr(uint32_t runtime_us, uint32_t deadline_us,
+                                uint32_t period_us)
+{
+    return (PvschedSchedAttr) {
+        .policy = PVSCHED_SCHED_DEADLINE,
+        .runtime = us_to_ns(runtime_us),
+        .deadline = us_to_ns(deadline_us),
+        .period = us_to_ns(period_us),
+    };
+}
+
+/*
+ * What the kernel's admission needs of the parameters alone; @params
+ * names them as the user wrote them.
+ */
+static bool dl_check(const char *params, uint32_t runtime_us,
+                     uint32_t deadline_us, uint32_t period_us, Error **errp)
+{
+    if (runtime_us <= deadline_us && deadline_us <= period_us) {
+        return true;
+    }
+    error_setg(errp, "pvsched-policy: %s: SCHED_DEADLINE needs runtime <= "
+               "deadline <= period", params);
+    return false;
+}
+
 /* What a boost applies to a vCPU thread, for each class. */
 static PvschedSchedAttr policy_boost_attr(const PvschedPolicySettings *pol)
 {
@@ -99,12 +138,8 @@ static PvschedSchedAttr policy_boost_attr(const PvschedPolicySettings *pol)
         return (PvschedSchedAttr) { .policy = SCHED_OTHER,
                                     .nice = pol->boost_nice };
     case PVSCHED_BOOST_CLASS_DEADLINE:
-        return (PvschedSchedAttr) {
-            .policy = PVSCHED_SCHED_DEADLINE,
-            .runtime = us_to_ns(pol->dl_runtime_us),
-            .deadline = us_to_ns(pol->dl_deadline_us),
-            .period = us_to_ns(pol->dl_period_us),
-        };
+        return dl_attr(pol->dl_runtime_us, pol->dl_deadline_us,
+                       pol->dl_period_us);
     default:
         /* uclamp: the thread keeps its class, only its clamps move. */
         return (PvschedSchedAttr) {
@@ -160,11 +195,20 @@ static uint32_t iothread_priority(const PvschedPolicySettings *pol)
     return pol->iothread_priority ?: emulator_priority(pol);
 }
 
+/* Whether the emulator threads take a SCHED_FIFO priority. */
+static bool emulator_fifo(const PvschedPolicySettings *pol)
+{
+    return pol->emulator_class == PVSCHED_EMULATOR_CLASS_FIFO;
+}
+
 /* The highest real-time priority the settings give any thread. */
 static uint32_t rt_need(const PvschedPolicySettings *pol)
 {
     if (!is_rt_class(pol)) {
         return 0;
+    }
+    if (!emulator_fifo(pol)) {
+        return pol->boost_priority;
     }
     return MAX(pol->boost_priority,
                MAX(emulator_priority(pol), iothread_priority(pol)));
@@ -173,15 +217,27 @@ static uint32_t rt_need(const PvschedPolicySettings *pol)
 static bool policy_check_class(const PvschedPolicySettings *pol,
                                Error **errp)
 {
-    if (pol->boost_class == PVSCHED_BOOST_CLASS_DEADLINE &&
-        !(pol->dl_runtime_us <= pol->dl_deadline_us &&
-          pol->dl_deadline_us <= pol->dl_period_us)) {
-        error_setg(errp, "pvsched-policy: deadline-runtime-us=%u, "
-                   "deadline-deadline-us=%u, deadline-period-us=%u: "
-                   "SCHED_DEADLINE needs runtime <= deadline <= period",
-                   pol->dl_runtime_us, pol->dl_deadline_us,
-                   pol->dl_period_us);
-        return false;
+    if (pol->boost_class == PVSCHED_BOOST_CLASS_DEADLINE) {
+        g_autofree char *params =
+            g_strdup_printf("deadline-runtime-us=%u, deadline-deadline-us=%u, "
+                            "deadline-period-us=%u", pol->dl_runtime_us,
+                            pol->dl_deadline_us, pol->dl_period_us);
+
+        if (!dl_check(params, pol->dl_runtime_us, pol->dl_deadline_us,
+                      pol->dl_period_us, errp)) {
+            return false;
+        }
+    }
+    if (pol->emulator_class == PVSCHED_EMULATOR_CLASS_DEADLINE) {
+        g_autofree char *params =
+            g_strdup_printf("emulator-runtime-us=%u, emulator-period-us=%u",
+                            pol->emu_runtime_us, pol->emu_period_us);
+
+        /* The deadline is the period. */
+        if (!dl_check(params, pol->emu_runtime_us, pol->emu_period_us,
+                      pol->emu_period_us, errp)) {
+            return false;
+        }
     }
     if (pol->boost_class == PVSCHED_BOOST_CLASS_UCLAMP &&
         pol->util_min > pol->util_max) {
@@ -209,7 +265,8 @@ static bool policy_check_order(const PvschedPolicySettings *pol,
 {
     uint32_t emu = emulator_priority(pol);
 
-    if (!is_rt_class(pol)) {
+    /* SCHED_DEADLINE runs above every priority. */
+    if (!is_rt_class(pol) || !emulator_fifo(pol)) {
         return true;
     }
     if (emu > 99) {
@@ -280,6 +337,15 @@ static bool policy_check_permission(const PvschedPolicySettings *pol,
                    "CAP_SYS_NICE, and QEMU does not have it");
         return false;
     }
+    if (is_rt_class(pol) &&
+        pol->emulator_class == PVSCHED_EMULATOR_CLASS_DEADLINE) {
+        error_setg(errp, "pvsched-policy: emulator-class=deadline needs "
+                   "CAP_SYS_NICE, and QEMU does not have it: RLIMIT_RTPRIO "
+                   "does not allow SCHED_DEADLINE");
+        error_append_hint(errp, "Grant QEMU CAP_SYS_NICE, or use "
+                          "emulator-class=fifo.\n");
+        return false;
+    }
     if (pol->boost_class == PVSCHED_BOOST_CLASS_OTHER) {
         if (pol->boost_nice >= 0 ||
             (getrlimit(RLIMIT_NICE, &rl) == 0 &&
@@ -310,8 +376,10 @@ static bool policy_check_permission(const PvschedPolicySettings *pol,
 }
 
 /*
- * The real-time priority the main loop (or the I/O threads) take under
- * @pol; 0: their own attributes, the policy being off or not real-time.
+ * Where the main loop (or the I/O threads) rank under @pol: their
+ * real-time priority, EMULATOR_RANK_DEADLINE above every priority for
+ * SCHED_DEADLINE, 0 for their own attributes, the policy being off or
+ * not real-time.
  */
 static uint32_t emulator_rank(const PvschedPolicySettings *pol,
                               bool iothreads)
@@ -319,7 +387,59 @@ static uint32_t emulator_rank(const PvschedPolicySettings *pol,
     if (pol->mode == PVSCHED_MODE_OFF || !is_rt_class(pol)) {
         return 0;
     }
+    if (pol->emulator_class == PVSCHED_EMULATOR_CLASS_DEADLINE) {
+        return EMULATOR_RANK_DEADLINE;
+    }
     return iothreads ? iothread_priority(pol) : emulator_priority(pol);
+}
+
+/*
+ * Why the kernel refused an emulator thread SCHED_DEADLINE, and what to
+ * do, in the message itself: QMP drops hints.
+ */
+static void dl_refused(int err, const PvschedPolicySettings *pol,
+                       bool iothreads, Error **errp)
+{
+    const char *who = iothreads ? "the I/O threads" : "the main loop thread";
+    g_autofree char *what =
+        g_strdup_printf("pvsched-policy: cannot set %s to SCHED_DEADLINE "
+                        "with emulator-runtime-us=%u, emulator-period-us=%u",
+                        who, pol->emu_runtime_us, pol->emu_period_us);
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t cpus;
+
+    switch (err) {
+    case EPERM:
+        error_setg(errp, "%s: the kernel allows SCHED_DEADLINE only to a "
+                   "thread that may run on every CPU of its root domain; "
+                   "remove the emulator threads' CPU pinning (libvirt's "
+                   "<emulatorpin>, taskset, a cpuset that is not a root "
+                   "domain of its own), or use emulator-class=fifo", what);
+        if (!iothreads && sched_getaffinity(0, sizeof(cpus), &cpus) == 0 &&
+            CPU_COUNT(&cpus) < online) {
+            error_append_hint(errp, "The main loop thread may run on %d of "
+                              "the %ld online CPUs.\n", CPU_COUNT(&cpus),
+                              online);
+        }
+        break;
+    case EBUSY:
+        error_setg(errp, "%s: the kernel's admission control refused the "
+                   "bandwidth (each emulator thread takes "
+                   "emulator-runtime-us of every emulator-period-us, and "
+                   "all deadline threads together at most "
+                   "sched_rt_runtime_us/sched_rt_period_us of every CPU); "
+                   "lower emulator-runtime-us, or use emulator-class=fifo",
+                   what);
+        break;
+    case EINVAL:
+        error_setg(errp, "%s: the kernel refuses these parameters; keep "
+                   "emulator-period-us within "
+                   "/proc/sys/kernel/sched_deadline_period_min_us and "
+                   "sched_deadline_period_max_us", what);
+        break;
+    default:
+        error_setg_errno(errp, err, "%s", what);
+    }
 }
 
 /* The main loop (or every I/O thread) takes its place above the vCPUs. */
@@ -332,13 +452,19 @@ static bool policy_order_emulator(const PvschedPolicySettings *pol,
     const char *who = iothreads ? "the I/O threads" : "the main loop thread";
     int ret;
 
+    if (prio == EMULATOR_RANK_DEADLINE) {
+        attr = dl_attr(pol->emu_runtime_us, pol->emu_period_us,
+                       pol->emu_period_us);
+    }
     ret = iothreads ?
         pvsched_emulator_order_iothreads(prio ? &attr : NULL, undo) :
         pvsched_emulator_order_main_loop(prio ? &attr : NULL, undo);
     if (ret == 0) {
         return true;
     }
-    if (prio) {
+    if (prio == EMULATOR_RANK_DEADLINE) {
+        dl_refused(-ret, pol, iothreads, errp);
+    } else if (prio) {
         error_setg_errno(errp, -ret, "pvsched-policy: cannot set %s to "
                          "SCHED_FIFO %u", who, prio);
         error_append_hint(errp, "QEMU needs CAP_SYS_NICE or RLIMIT_RTPRIO "
@@ -484,6 +610,20 @@ static void policy_set_boost_class(Object *obj, int value, Error **errp)
     policy_apply(pol, &want, errp);
 }
 
+static int policy_get_emulator_class(Object *obj, Error **errp)
+{
+    return PVSCHED_POLICY(obj)->set.emulator_class;
+}
+
+static void policy_set_emulator_class(Object *obj, int value, Error **errp)
+{
+    PvschedPolicy *pol = PVSCHED_POLICY(obj);
+    PvschedPolicySettings want = pol->set;
+
+    want.emulator_class = value;
+    policy_apply(pol, &want, errp);
+}
+
 typedef struct PolicyU32Prop {
     const char *name;
     size_t offset;
@@ -504,6 +644,12 @@ static const PolicyU32Prop policy_u32_props[] = {
     { "iothread-priority", offsetof(PvschedPolicySettings, iothread_priority),
       0, 99, "Real-time priority of every I/O thread, above boost-priority "
       "(0: emulator-priority)" },
+    { "emulator-runtime-us", offsetof(PvschedPolicySettings, emu_runtime_us),
+      2, MAX_US, "SCHED_DEADLINE runtime of each emulator thread with "
+      "emulator-class=deadline, microseconds" },
+    { "emulator-period-us", offsetof(PvschedPolicySettings, emu_period_us),
+      2, MAX_US, "SCHED_DEADLINE period (and deadline) of each emulator "
+      "thread with emulator-class=deadline, microseconds" },
     { "priority-ceiling", offsetof(PvschedPolicySettings, priority_ceiling),
       0, 99, "Highest real-time priority of any QEMU thread, set as "
       "RLIMIT_RTPRIO at creation (0: the highest the policy uses then)" },
@@ -613,6 +759,9 @@ bool pvsched_policy_update(PvschedPolicy *pol, const PvschedPolicyChange *u,
     if (u->has_boost_class) {
         want.boost_class = u->boost_class;
     }
+    if (u->has_emulator_class) {
+        want.emulator_class = u->emulator_class;
+    }
     if ((u->has_boost_priority &&
          !u32_set(&want, "boost-priority", u->boost_priority, errp)) ||
         (u->has_max_boost_us &&
@@ -623,6 +772,12 @@ bool pvsched_policy_update(PvschedPolicy *pol, const PvschedPolicyChange *u,
          !u32_set(&want, "emulator-priority", u->emulator_priority, errp)) ||
         (u->has_iothread_priority &&
          !u32_set(&want, "iothread-priority", u->iothread_priority, errp)) ||
+        (u->has_emulator_runtime_us &&
+         !u32_set(&want, "emulator-runtime-us", u->emulator_runtime_us,
+                  errp)) ||
+        (u->has_emulator_period_us &&
+         !u32_set(&want, "emulator-period-us", u->emulator_period_us,
+                  errp)) ||
         (u->has_boost_nice &&
          !nice_set(&want, u->boost_nice, errp)) ||
         (u->has_deadline_runtime_us &&
@@ -656,6 +811,9 @@ PvschedPolicyInfo *pvsched_policy_info(PvschedPolicy *pol)
     SET(cooldown_us, pol->set.cooldown_us);
     SET(emulator_priority, emulator_priority(&pol->set));
     SET(iothread_priority, iothread_priority(&pol->set));
+    SET(emulator_class, pol->set.emulator_class);
+    SET(emulator_runtime_us, pol->set.emu_runtime_us);
+    SET(emulator_period_us, pol->set.emu_period_us);
     SET(priority_ceiling, pol->set.priority_ceiling);
     SET(boost_nice, pol->set.boost_nice);
     SET(deadline_runtime_us, pol->set.dl_runtime_us);
@@ -667,12 +825,20 @@ PvschedPolicyInfo *pvsched_policy_info(PvschedPolicy *pol)
     return info;
 }
 
-/* I/O threads created after the policy take their place now. */
+/*
+ * I/O threads created after the policy take their place now, and so does
+ * the main loop if it is not the thread that took it: -daemonize forks
+ * after the policy exists, and RESET_ON_FORK leaves the daemon's main
+ * thread below every boosted vCPU.
+ */
 static void policy_machine_done(Notifier *n, void *data)
 {
     PvschedPolicy *pol = container_of(n, PvschedPolicy, machine_done);
     g_autoptr(PvschedEmulatorUndo) undo = pvsched_emulator_undo_new();
 
+    if (pvsched_emulator_thread_id() != qemu_get_thread_id()) {
+        policy_order_emulator(&pol->set, false, undo, &error_warn);
+    }
     policy_order_emulator(&pol->set, true, undo, &error_warn);
 }
 
@@ -848,6 +1014,9 @@ static void policy_instance_init(Object *obj)
         .dl_runtime_us = DEFAULT_DL_RUNTIME_US,
         .dl_deadline_us = DEFAULT_DL_PERIOD_US,
         .dl_period_us = DEFAULT_DL_PERIOD_US,
+        .emulator_class = PVSCHED_EMULATOR_CLASS_FIFO,
+        .emu_runtime_us = DEFAULT_EMU_RUNTIME_US,
+        .emu_period_us = DEFAULT_EMU_PERIOD_US,
         .util_min = 1024,
         .util_max = 1024,
     };
@@ -885,6 +1054,14 @@ static void policy_class_init(ObjectClass *oc, void *data)
                                    policy_set_boost_class);
     object_class_property_set_description(oc, "boost-class",
         "Host scheduling class of a boosted vCPU thread");
+    object_class_property_add_enum(oc, "emulator-class",
+                                   "PvschedEmulatorClass",
+                                   &PvschedEmulatorClass_lookup,
+                                   policy_get_emulator_class,
+                                   policy_set_emulator_class);
+    object_class_property_set_description(oc, "emulator-class",
+        "Host scheduling class of the main loop and I/O threads with a "
+        "real-time boost-class: fifo (unbounded) or deadline (bounded)");
     object_class_property_add(oc, "boost-nice", "int32", policy_get_nice,
                               policy_set_nice, NULL, NULL);
     object_class_property_set_description(oc, "boost-nice",

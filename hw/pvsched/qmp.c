@@ -27,6 +27,13 @@ static PvschedThreadSched *thread_sched(int tid)
     info->priority = attr.priority;
     info->nice = attr.nice;
     info->reset_on_fork = attr.flags & PVSCHED_FLAG_RESET_ON_FORK;
+    if (attr.policy == PVSCHED_SCHED_DEADLINE) {
+        info->has_runtime_ns = info->has_deadline_ns = true;
+        info->has_period_ns = true;
+        info->runtime_ns = attr.runtime;
+        info->deadline_ns = attr.deadline;
+        info->period_ns = attr.period;
+    }
     return info;
 }
 

@@ -1662,6 +1662,206 @@ static void test_one_policy(void)
     qtest_quit(qts);
 }
 
+/*
+ * emulator-class=deadline: the emulator threads run SCHED_DEADLINE,
+ * above every FIFO vCPU and bounded by the kernel.
+ */
+#define EMU_DL "emulator-class=deadline,emulator-runtime-us=3000," \
+    "emulator-period-us=7000"
+
+/* Thread @tid is SCHED_DEADLINE with these parameters, and RESET_ON_FORK. */
+static void assert_thread_dl(int tid, uint64_t runtime_us, uint64_t period_us)
+{
+    struct test_sched_attr a = { };
+
+    g_assert_cmpint(syscall(SYS_sched_getattr, tid, &a, sizeof(a), 0), ==,
+                    0);
+    g_assert_cmpuint(a.policy, ==, 6);
+    g_assert_cmpuint(a.flags & 1, ==, 1);
+    g_assert_cmpuint(a.runtime, ==, runtime_us * 1000);
+    g_assert_cmpuint(a.deadline, ==, period_us * 1000);
+    g_assert_cmpuint(a.period, ==, period_us * 1000);
+}
+
+static void test_emulator_dl_rejects(void)
+{
+    const char *no_cap = "setpriv --inh-caps=-sys_nice "
+                         "--bounding-set=-sys_nice";
+
+    assert_refused("-object pvsched-policy,id=p," EMU_DL
+                   ",emulator-runtime-us=8000", "emulator-runtime-us=8000, "
+                   "emulator-period-us=7000: SCHED_DEADLINE needs runtime");
+    assert_refused("-object pvsched-policy,id=p," EMU_DL
+                   ",emulator-runtime-us=0",
+                   "emulator-runtime-us=0 is out of range");
+    assert_refused("-object pvsched-policy,id=p," EMU_DL
+                   ",emulator-period-us=0",
+                   "emulator-period-us=0 is out of range");
+    assert_refused("-object pvsched-policy,id=p,emulator-class=rr", "rr");
+    /* Whatever RLIMIT_RTPRIO allows: it never allows SCHED_DEADLINE. */
+    assert_refused_as(no_cap, "qtest", "-object pvsched-policy,id=p,"
+                      EMU_DL, "emulator-class=deadline needs CAP_SYS_NICE, "
+                      "and QEMU does not have it");
+    assert_refused_as(no_cap, "qtest", "-object pvsched-policy,id=p,"
+                      EMU_DL, "use emulator-class=fifo");
+    /* The kernel refuses SCHED_DEADLINE to a pinned thread. */
+    if (sysconf(_SC_NPROCESSORS_ONLN) > 1) {
+        assert_refused_as("taskset -c 0", "qtest", "-object pvsched-policy,"
+                          "id=p," EMU_DL, "The main loop thread may run on "
+                          "1 of the");
+        assert_refused_as("taskset -c 0", "qtest", "-object pvsched-policy,"
+                          "id=p," EMU_DL, "remove the emulator threads' CPU "
+                          "pinning");
+    }
+}
+
+/* The threads QEMU has, by id. */
+static GHashTable *thread_ids(QTestState *qts)
+{
+    g_autofree char *path = g_strdup_printf("/proc/%d/task",
+                                            (int)qtest_pid(qts));
+    GHashTable *tids = g_hash_table_new(NULL, NULL);
+    GDir *dir = g_dir_open(path, 0, NULL);
+    const char *name;
+
+    g_assert_nonnull(dir);
+    while ((name = g_dir_read_name(dir))) {
+        g_hash_table_add(tids, GINT_TO_POINTER(atoi(name)));
+    }
+    g_dir_close(dir);
+    return tids;
+}
+
+/*
+ * The main loop and the I/O threads run SCHED_DEADLINE with the
+ * policy's parameters, as the kernel reports them, and so says
+ * query-pvsched.  A SCHED_DEADLINE thread may create threads only with
+ * RESET_ON_FORK: the main loop still can (an I/O thread added at run
+ * time, thread-pool workers for aio=threads), and they start
+ * SCHED_OTHER.
+ */
+static void test_emulator_dl(void)
+{
+    g_autofree char *disk = empty_tmp_file("pvsched-test-disk-XXXXXX");
+    g_autoptr(GHashTable) before = NULL;
+    g_autoptr(GHashTable) after = NULL;
+    g_autofree char *out = NULL;
+    QTestState *qts;
+    QDict *rsp;
+    GHashTableIter it;
+    gpointer tid;
+    int main_tid, workers = 0;
+
+    g_assert_cmpint(truncate(disk, 1 << 20), ==, 0);
+    qts = qtest_init("-machine none -object iothread,id=io0 "
+                     "-object pvsched-policy,id=pol0,boost-priority=99,"
+                     EMU_DL);
+    main_tid = main_loop_tid(qts);
+    assert_thread_dl(main_tid, 3000, 7000);
+    assert_thread_dl(iothread_tid(qts, "io0"), 3000, 7000);
+    assert_qom_str(qts, "/objects/pol0", "emulator-class", "deadline");
+
+    rsp = query(qts);
+    g_assert_false(qdict_get_bool(qdict_get_qdict(rsp, "return"),
+                                  "present"));
+    qobject_unref(rsp);
+
+    /* Threads created from the main loop. */
+    qmp_ok(qts, "object-add", "{'qom-type': 'iothread', 'id': 'io1'}");
+    assert_thread(iothread_tid(qts, "io1"), "other/0");
+    qtest_qmp_assert_success(qts, "{'execute': 'blockdev-add', "
+                             "'arguments': {'driver': 'file', "
+                             "'node-name': 'f0', 'aio': 'threads', "
+                             "'filename': %s}}", disk);
+    before = thread_ids(qts);
+    out = qtest_hmp(qts, "qemu-io f0 \"read 0 4k\"");
+    after = thread_ids(qts);
+    g_hash_table_iter_init(&it, after);
+    while (g_hash_table_iter_next(&it, &tid, NULL)) {
+        if (!g_hash_table_contains(before, tid)) {
+            assert_thread(GPOINTER_TO_INT(tid), "other/0");
+            workers++;
+        }
+    }
+    g_test_message("%d thread-pool worker(s), SCHED_OTHER", workers);
+    g_assert_cmpint(workers, >=, 1);
+    assert_thread_dl(main_tid, 3000, 7000);
+
+    /* object-del gives the threads back their own attributes. */
+    qmp_ok(qts, "object-del", "{'id': 'pol0'}");
+    assert_thread(main_tid, "other/0");
+    assert_thread(iothread_tid(qts, "io0"), "other/0");
+    qtest_quit(qts);
+    unlink(disk);
+}
+
+/*
+ * At run time, fifo -> deadline -> other parameters -> fifo, and a
+ * change the kernel's admission control refuses half way (the main loop
+ * admitted, the first I/O thread not) gives every thread back its
+ * attributes.  query-pvsched and info pvsched show the class.
+ */
+static void test_emulator_dl_change(void)
+{
+    QTestState *qts = qtest_init(QTEST_VM " -object iothread,id=io0 "
+                                 "-object iothread,id=io1");
+    int main_tid = main_loop_tid(qts);
+    int io0 = iothread_tid(qts, "io0"), io1 = iothread_tid(qts, "io1");
+    g_autofree char *out = NULL;
+    g_autofree char *line = NULL;
+    g_autofree char *err = NULL;
+    QDict *rsp, *emu;
+
+    assert_thread(main_tid, "fifo/9");
+    qmp_ok(qts, "qom-set", "{'path': '/objects/pol0', "
+           "'property': 'emulator-class', 'value': 'deadline'}");
+    assert_thread_dl(main_tid, 5000, 10000);
+    assert_thread_dl(io0, 5000, 10000);
+    assert_thread_dl(io1, 5000, 10000);
+    qmp_ok(qts, "pvsched-set-policy", "{'id': 'pol0', "
+           "'emulator-runtime-us': 3000, 'emulator-period-us': 7000}");
+    assert_thread_dl(main_tid, 3000, 7000);
+    assert_thread_dl(io1, 3000, 7000);
+
+    rsp = query(qts);
+    emu = qdict_get_qdict(qdict_get_qdict(qdict_get_qdict(rsp, "return"),
+                                          "emulator"), "sched");
+    g_assert_cmpstr(qdict_get_str(emu, "policy"), ==, "deadline");
+    g_assert_cmpint(qdict_get_int(emu, "runtime-ns"), ==, 3000000);
+    g_assert_cmpint(qdict_get_int(emu, "period-ns"), ==, 7000000);
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(qdict_get_qdict(rsp,
+                    "return"), "policy"), "emulator-class"), ==, "deadline");
+    qobject_unref(rsp);
+    out = qtest_hmp(qts, "info pvsched");
+    g_test_message("%s", out);
+    g_assert_nonnull(strstr(out, "emulator-class deadline"));
+    line = g_strdup_printf("emulator thread %d: deadline 3000/7000 us",
+                           main_tid);
+    g_assert_nonnull(strstr(out, line));
+
+    /* 0.9 CPU for each of three threads: more than two CPUs can admit. */
+    err = qmp_error(qts, "pvsched-set-policy", "{'id': 'pol0', "
+                    "'emulator-runtime-us': 900000, "
+                    "'emulator-period-us': 1000000}");
+    g_assert_nonnull(err);
+    g_assert_nonnull(strstr(err, "cannot set the I/O threads to "
+                            "SCHED_DEADLINE"));
+    g_assert_nonnull(strstr(err, "admission control refused"));
+    g_assert_nonnull(strstr(err, "lower emulator-runtime-us"));
+    assert_thread_dl(main_tid, 3000, 7000);
+    assert_thread_dl(io0, 3000, 7000);
+    assert_thread_dl(io1, 3000, 7000);
+    g_assert_cmpint(qom_get_int(qts, "/objects/pol0", "emulator-runtime-us"),
+                    ==, 3000);
+
+    qmp_ok(qts, "qom-set", "{'path': '/objects/pol0', "
+           "'property': 'emulator-class', 'value': 'fifo'}");
+    assert_thread(main_tid, "fifo/9");
+    assert_thread(io0, "fifo/9");
+    assert_thread(io1, "fifo/9");
+    qtest_quit(qts);
+}
+
 /* The device follows its policy until QEMU exits: it cannot go. */
 static void test_object_del_in_use(void)
 {
@@ -2061,6 +2261,11 @@ int main(int argc, char **argv)
     qtest_add_func("/pvsched/policy/object-del-restores",
                    test_object_del_restores);
     qtest_add_func("/pvsched/policy/one-policy", test_one_policy);
+    qtest_add_func("/pvsched/emulator/deadline-rejects",
+                   test_emulator_dl_rejects);
+    qtest_add_func("/pvsched/emulator/deadline", test_emulator_dl);
+    qtest_add_func("/pvsched/emulator/deadline-change",
+                   test_emulator_dl_change);
     qtest_add_func("/pvsched/policy/object-del-in-use",
                    test_object_del_in_use);
     qtest_add_func("/pvsched/pi/bql-inherits", test_bql_inherits);
