@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Check the exported series as a reviewer would: it applies to pristine
 # QEMU (export-series.sh applies it), every patch is free of checkpatch
-# errors, and every commit builds on its own.
+# errors, and every commit builds on its own; and that patches/steps/ is
+# what scripts/series-steps.py writes from the overlay.
 set -euo pipefail
 . "$(dirname "$0")/pvsched-env.sh"
 top=$(pvsched_top)
 out=$top/build/series
 
+python3 "$top/scripts/series-steps.py" --check ||
+    die "patches/steps/ is stale: run scripts/series-steps.py"
 bash "$top/scripts/export-series.sh" "$out"
 
 log "checkpatch"
