@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Check the exported series as a reviewer would: it applies to pristine
 # QEMU (export-series.sh applies it), every patch is free of checkpatch
-# errors, and every commit builds on its own.
+# errors, and every commit builds on its own; and that patches/steps/ is
+# what scripts/series-steps.py writes from the overlay.
 set -euo pipefail
 . "$(dirname "$0")/pvsched-env.sh"
 top=$(pvsched_top)
 out=$top/build/series
 
+python3 "$top/scripts/series-steps.py" --check ||
+    die "patches/steps/ is stale: run scripts/series-steps.py"
 bash "$top/scripts/export-series.sh" "$out"
 
 log "checkpatch"
@@ -21,15 +24,15 @@ for p in "$out"/patches/*.patch; do
 done
 [ "$errors" -eq 0 ] || die "$errors patches have checkpatch errors"
 
-# Oldest first, so that each step rebuilds only what its commit changed;
-# the last one builds the tests as well.
-last=$(git -C "$out/src" rev-parse pvsched)
+# Oldest first, so that each step rebuilds only what its commit changed.
+# Each commit builds QEMU, every pvsched test it has (a test builds from
+# the commit that adds it on, with the code it tests) and the upstream
+# tests the patchset changes or extends, as make does.
 for c in $(git -C "$out/src" rev-list --reverse pristine..pvsched); do
     log "building $(git -C "$out/src" log -1 --format=%s "$c")"
     git -C "$out/src" checkout -q "$c"
-    targets=qemu-system-x86_64
-    [ "$c" != "$last" ] ||
-        targets="$targets tests/unit/test-pvsched-state tests/unit/test-pvsched-vcpu tests/unit/test-pvsched-pi tests/qtest/pvsched-test"
+    targets="qemu-system-x86_64 tests/unit/test-seccomp tests/qtest/qmp-cmd-test $(git -C "$out/src" ls-tree --name-only "$c" tests/unit/ tests/qtest/ |
+        sed -n 's|^\(tests/.*pvsched[^/]*\)\.c$|\1|p' | tr '\n' ' ')"
     PVSCHED_NINJA_TARGETS=$targets \
         bash "$top/scripts/build-qemu.sh" "$out/src" "$out/qemu" > "$out/build.log" 2>&1 ||
         { tail -n 30 "$out/build.log"; die "commit $c does not build"; }

@@ -5,6 +5,13 @@
 # usage: export-series.sh OUTDIR
 # Leaves OUTDIR/src, a git tree of pristine QEMU with the series committed
 # on top (branch "pvsched", base tag "pristine"), and OUTDIR/patches/.
+#
+# patches/series says how (see its header).  Checked here: every file in
+# patches/ and patches/steps/ is used once; a steps/ patch touches only
+# overlay files, a patches/*.patch only upstream ones; and the series ends
+# at exactly the tree `make` builds (prepare-tree.sh: pristine, every
+# patches/*.patch, the overlay), so no intermediate version of an overlay
+# file can outlive the series or differ from what is built and tested.
 set -euo pipefail
 . "$(dirname "$0")/pvsched-env.sh"
 top=$(pvsched_top)
@@ -40,7 +47,8 @@ commit_entry() {
     [ -f "$p" ] || die "patches/series names $file, which does not exist"
     for f in "$file" "$@"; do
         case "$f" in
-            *.patch) git -C "$out/src" apply --index "$top/patches/$f" ||
+            *.patch) check_patch_paths "$f"
+                     git -C "$out/src" apply --index "$top/patches/$f" ||
                          die "$f does not apply" ;;
         esac
     done
@@ -54,25 +62,80 @@ commit_entry() {
     message "$p" | git -C "$out/src" "${GIT_ID[@]}" commit -q -F -
 }
 
+# The overlay files that go into the series (tests/functional and tests/fuzz
+# are the project's own and stay out).
+SERIES_DIRS="accel hw include qapi tests/unit tests/qtest docs"
+overlay_files() {
+    (cd "$top" && for d in $SERIES_DIRS; do
+         [ ! -d "$d" ] || find "$d" -type f ! -name '*~'
+     done | sort)
+}
+
+# The names in patches/series, one a line.
+series_items() {
+    grep -vE '^(#|$)' "$top/patches/series" | tr -s ' \t' '\n' | sed '/^$/d'
+}
+
+# patches/ and patches/series agree: each file used, each item named once.
+check_series_file() {
+    local dup unused
+    dup=$(series_items | sort | uniq -d)
+    [ -z "$dup" ] || die "patches/series names these more than once: $(echo $dup)"
+    unused=$(comm -23 <(cd "$top/patches" &&
+                        ls -- *.patch *.msg steps/*.patch 2>/dev/null | sort) \
+                      <(series_items | sort))
+    [ -z "$unused" ] || die "in patches/ but not in patches/series: $(echo $unused)"
+}
+
+# A steps/ patch gives intermediate versions of overlay files only; a
+# patches/*.patch changes upstream files only (prepare-tree.sh applies it,
+# then copies the overlay over it).
+check_patch_paths() {
+    local f=$1 path
+    git apply --numstat "$top/patches/$f" | cut -f3 | while read -r path; do
+        if grep -qxF -- "$path" "$out/overlay.list"; then
+            case "$f" in steps/*) ;; *)
+                die "$f changes $path, an overlay file: only a steps/ patch may" ;;
+            esac
+        else
+            case "$f" in steps/*)
+                die "$f changes $path, which is not an overlay file" ;;
+            esac
+        fi
+    done
+}
+
 pristine=$(bash "$top/scripts/fetch-qemu.sh")
 repo=$(pristine_git "$pristine")
 rm -rf "$out/src" "$out/patches"
 git clone -q --shared "$repo" "$out/src"
 git -C "$out/src" tag pristine
 git -C "$out/src" checkout -q -b pvsched
+check_series_file
+overlay_files > "$out/overlay.list"
 
 grep -vE '^(#|$)' "$top/patches/series" | while read -r entry; do
     # shellcheck disable=SC2086
     commit_entry $entry
 done
 
-# Everything in the overlay must be in some commit.
-(cd "$top" && for d in accel hw include qapi tests/unit tests/qtest docs; do
-     [ ! -d "$d" ] || find "$d" -type f
- done | sort) > "$out/overlay.list"
-git -C "$out/src" diff --name-only pristine HEAD | sort > "$out/series.list"
-missing=$(comm -23 "$out/overlay.list" "$out/series.list")
-[ -z "$missing" ] || die "not in patches/series: $(echo $missing)"
+# The series ends at the tree make builds: pristine QEMU, every
+# patches/*.patch in name order as prepare-tree.sh applies them, and the
+# overlay as it is in the repository, byte for byte.  Built in an index of
+# its own, so nothing is checked out.
+built_index=$out/built.index
+rm -f "$built_index"
+GIT_INDEX_FILE=$built_index git -C "$out/src" read-tree pristine
+for p in "$top"/patches/*.patch; do
+    GIT_INDEX_FILE=$built_index git -C "$out/src" apply --cached "$p" ||
+        die "$(basename "$p") does not apply in name order, as make applies it"
+done
+GIT_INDEX_FILE=$built_index git --git-dir="$out/src/.git" --work-tree="$top" \
+    update-index --add --stdin < "$out/overlay.list"
+built=$(GIT_INDEX_FILE=$built_index git -C "$out/src" write-tree)
+rm -f "$built_index"
+drift=$(git -C "$out/src" diff --name-status "$built" HEAD)
+[ -z "$drift" ] || die "the series does not end at the tree make builds (A: only in the series, D: not in the series, M: differs): $(echo $drift)"
 
 # The cover letter: git's shortlog and diffstat, our subject and text.
 git -C "$out/src" "${GIT_ID[@]}" format-patch -q --cover-letter -o "$out/patches" pristine..HEAD
