@@ -13,6 +13,7 @@
 #include "qemu/main-loop.h"
 #include "qemu/thread.h"
 #include "hw/core/cpu.h"
+#include "system/cpu-timers.h"
 #include "pvsched/vcpu.h"
 
 #define US 1000LL
