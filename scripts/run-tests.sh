@@ -152,6 +152,23 @@ suite_robust() {
     suite_summary robust python3 tests/functional/pvsched/robust/run.py
 }
 
+# Stopgap for issue 12, in the L1 VM only: a benchmark whose guest hung
+# as the L1 platform's do (guest silent, QEMU alive, a vCPU spinning)
+# runs once more, loudly; one that fails again, or otherwise, fails.
+bench_quick() {
+    local first=$results/bench-quick.first.log hung
+    python3 bench/run.py --quick $BENCH_QUICK 2>&1 | tee "$first"
+    [ "${PIPESTATUS[0]}" -ne 0 ] || return 0
+    [ -n "${PVSCHED_IN_L1:-}" ] &&
+        grep -q "timed out waiting for the guest" "$first" &&
+        grep -q -- "--- QEMU still running ---" "$first" || return 1
+    hung=$(sed -n 's/^could not run: //p' "$first" | tr -d ' ')
+    [ -n "$hung" ] || return 1
+    echo "L1 FLAKE (issue 12): bench-quick: $hung hung as the L1 platform does; running it once more"
+    python3 bench/run.py --quick $BENCH_QUICK --only "$hung" || return 1
+    echo "L1 FLAKE (issue 12): bench-quick: $hung passed when run again"
+}
+
 # The suites that need KVM; where KVM is in the L1 VM, all of them run
 # in one boot of it.
 kvm_suites() {
@@ -160,7 +177,8 @@ kvm_suites() {
     suite_summary libvirt python3 tests/functional/pvsched/libvirt/test_libvirt.py
     # Benchmarks print numbers, never pass or fail on them: this checks
     # they run.
-    check bench-quick python3 bench/run.py --quick $BENCH_QUICK
+    check bench-quick bench_quick
+    grep -h "L1 FLAKE" "$results/bench-quick.log" >&2 || true
     check without-pvsched-kvm disabled_refuses_bit
     suite_robust
     # Not run yet: guest/linux/test.py (the Linux guest test).

@@ -25,6 +25,39 @@ sys.path.insert(0, HERE)
 import pvsched_vm  # noqa: E402
 
 
+def l1_hang(text):
+    """A failure that looks like the L1 platform's own: the L2 guest
+    stopped talking while its QEMU lived on, a vCPU spinning (seen in
+    CI: a guest hung mid-line, nothing of pvsched's in its threads)."""
+    return ('timed out waiting for the guest' in text and
+            '--- QEMU still running ---' in text)
+
+
+def rerun_l1_hangs(result, runner):
+    """Stopgap for issue 12, in the L1 VM only: run a test that failed
+    with the L1 hang once more, loudly.  Returns how many passed then.
+    A test that fails twice, or fails any other way, stays failed."""
+    if not os.environ.get('PVSCHED_IN_L1'):
+        return 0
+    rescued = 0
+    for test, text in result.failures + result.errors:
+        if not l1_hang(text) or not hasattr(test, 'id'):
+            continue
+        bar = '!' * 72
+        print(f'{bar}\nL1 FLAKE (issue 12): {test.id()} hung as the L1 '
+              f'platform does (guest silent, QEMU alive); running it once '
+              f'more.\n{bar}', flush=True)
+        again = runner.run(unittest.defaultTestLoader.loadTestsFromName(
+            test.id()))
+        ok = again.wasSuccessful() and again.testsRun > 0
+        print(f'{bar}\nL1 FLAKE (issue 12): {test.id()}: '
+              f'{"passed" if ok else "FAILED"} when run again'
+              f'{" (counted as passed; the hang above is the report)" if ok else ""}'
+              f'\n{bar}', flush=True)
+        rescued += ok
+    return rescued
+
+
 def main(names):
     problems = pvsched_vm.missing_prerequisites()
     if problems:
@@ -40,12 +73,16 @@ def main(names):
     else:
         suite = loader.discover(HERE, pattern='test_*.py', top_level_dir=HERE)
     # Runner output on stdout, so it is ordered with our summary line.
-    result = unittest.TextTestRunner(stream=sys.stdout, verbosity=2).run(suite)
+    runner = unittest.TextTestRunner(stream=sys.stdout, verbosity=2)
+    result = runner.run(suite)
 
     failed = (len(result.failures) + len(result.errors) +
               len(result.unexpectedSuccesses))
     skipped = len(result.skipped)
     passed = result.testsRun - failed - skipped
+    rescued = rerun_l1_hangs(result, runner)
+    passed += rescued
+    failed -= rescued
     # A discovery problem (syntax error in a test file) shows up as an
     # error of a synthetic test, so it is counted as failed above.
     sys.stdout.flush()
