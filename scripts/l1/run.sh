@@ -137,10 +137,15 @@ show_output() {
 
 # One L1 at a time on this host: two would each get half its CPUs, and
 # the tests in both would see preemption their own L1 cannot account for.
-exec 9> /run/lock/pvsched-l1.lock
+# The wait is bounded: a holder that never lets go (a stuck script) must
+# not eat a CI run's time in silence.
+lock=/run/lock/pvsched-l1.lock
+lock_wait=${PVSCHED_L1_LOCK_WAIT:-1800}
+exec 9> "$lock"
 if ! flock -n 9; then
     log "L1: waiting for another L1 VM on this host to finish"
-    flock 9
+    flock -w "$lock_wait" 9 ||
+        die "L1: $lock still held after ${lock_wait}s (PVSCHED_L1_LOCK_WAIT) by: $(fuser "$lock" 2>/dev/null | xargs -r ps -o pid=,args= -p | tr '\n' ';')"
 fi
 
 log "L1: booting (TCG, $mem, 2 CPUs, nice $nice, timeout ${timeout}s) to run: $*"
