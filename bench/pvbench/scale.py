@@ -36,7 +36,10 @@ def run(p):
     nr, mx = C.kvm_caps()
     # --quick only shows that it works: all sizes boot at once, and 63
     # vCPUs on a 2-CPU host under load can miss the guest's AP start-up bound.
-    limit = min(4 if p.quick else 32, mx)
+    # It stays within the vCPUs KVM recommends (the host's CPUs): in the L1
+    # VM, 4 vCPUs on its 2 CPUs hung in 2 of 2 make check runs, a vCPU's
+    # VMCB-held registers garbage (issue 12); the full run goes past them.
+    limit = min(4, nr) if p.quick else min(32, mx)
     ms = 50 if p.quick else 1000
     vms = []
     try:
