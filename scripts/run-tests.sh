@@ -199,10 +199,26 @@ fi
 # The KVM suites, where KVM is: their totals come back in the last line
 # of "run-tests.sh --kvm".  Without that line (an L1 that died or hung,
 # a crash), what ran is lost: counted as one failure, loudly.
+#
+# Stopgap for issue 12: an L1 VM that stopped (scripts/l1/run.sh exit
+# status 125: a triple fault of L1 itself was seen, during the KVM tests)
+# is booted once more, loudly, to run them all again; a second stop, a
+# timeout or a failed test fails.
 suite_kvm() {
-    local out=$results/kvm-suites.log line p f s
-    bash scripts/with-kvm.sh -- bash scripts/run-tests.sh --kvm 2>&1 | tee "$out"
-    line=$(grep -E '^kvm-suites: [0-9]+ passed' "$out" | tail -n 1)
+    local out=$results/kvm-suites.log line p f s rc attempt
+    for attempt in 1 2; do
+        bash scripts/with-kvm.sh -- bash scripts/run-tests.sh --kvm 2>&1 | tee "$out"
+        rc=${PIPESTATUS[0]}
+        line=$(grep -E '^kvm-suites: [0-9]+ passed' "$out" | tail -n 1)
+        if [ -n "$line" ] || [ "$rc" -ne 125 ] || [ "$attempt" -eq 2 ] ||
+           [ "$PVSCHED_KVM_WHERE" != l1 ]; then
+            break
+        fi
+        cp "$out" "$results/kvm-suites.first.log"
+        log "L1 FLAKE (issue 12): the L1 VM stopped before the KVM suites" \
+            "finished (above; $results/kvm-suites.first.log): booting it" \
+            "once more to run them all again"
+    done
     if [ -z "$line" ]; then
         log "FAILED: the KVM suites did not finish (see above and $out)"
         add "kvm suites (did not finish)" 0 1 0
