@@ -1050,6 +1050,20 @@ static void test_large_cooldown(void)
     qtest_quit(qts);
 }
 
+/* How often @what occurs in the file at @path. */
+static int count_matches(const char *path, const char *what)
+{
+    g_autofree char *text = NULL;
+    const char *p;
+    int n = 0;
+
+    g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+    for (p = text; (p = strstr(p, what)); p += strlen(what)) {
+        n++;
+    }
+    return n;
+}
+
 /*
  * A boosted vCPU over its bound that does not run (halted, stopped; here
  * the x-qtest vCPU, which only runs when told to) is kicked, but the main
@@ -1058,11 +1072,9 @@ static void test_large_cooldown(void)
 static void test_bound_kick_backoff(void)
 {
     g_autofree char *log = NULL;
-    g_autofree char *text = NULL;
     g_autofree char *pol = NULL;
     QTestState *qts;
-    int kicks = 0;
-    const char *p;
+    int kicks;
 
     log = empty_tmp_file("pvsched-test-trace-XXXXXX");
     pol = g_strdup_printf("max-boost-us=1 -trace pvsched_bound_kick -D %s",
@@ -1072,11 +1084,8 @@ static void test_bound_kick_backoff(void)
     g_assert_cmpstr(vcpu_status(qts, 0), ==, "boosted");
     qtest_quit(qts);
 
-    g_assert_true(g_file_get_contents(log, &text, NULL, NULL));
+    kicks = count_matches(log, "pvsched_bound_kick");
     unlink(log);
-    for (p = text; (p = strstr(p, "pvsched_bound_kick")); p++) {
-        kicks++;
-    }
     g_test_message("%d kicks in 0.5 s", kicks);
     g_assert_cmpint(kicks, >=, 1);
     g_assert_cmpint(kicks, <=, 200);
@@ -1428,19 +1437,6 @@ static void set_rtprio_limit(QTestState *qts, int limit)
 
     g_assert_cmpint(prlimit(qtest_pid(qts), RLIMIT_RTPRIO, &rl, NULL), ==,
                     0);
-}
-
-static int count_matches(const char *path, const char *what)
-{
-    g_autofree char *text = NULL;
-    const char *p;
-    int n = 0;
-
-    g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
-    for (p = text; (p = strstr(p, what)); p += strlen(what)) {
-        n++;
-    }
-    return n;
 }
 
 /*
