@@ -12,6 +12,7 @@ SPDX-License-Identifier: GPL-2.0-or-later
 """
 
 import ctypes
+import functools
 import json
 import os
 import re
@@ -188,6 +189,7 @@ def read_sched(pid, tid, tries=200):
     return _read_sched(pid, tid)
 
 
+@functools.lru_cache(maxsize=None)
 def guest_symbols(elf=GUEST):
     """[(address, name)] of the bundled guest's functions, sorted."""
     try:
