@@ -45,6 +45,9 @@ import time
 import xml.etree.ElementTree as ET
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+import pvsched_vm  # noqa: E402  (failure reports, shared with the KVM tests)
 REPO = os.path.abspath(os.path.join(HERE, '..', '..', '..', '..'))
 QEMU = os.environ.get('PVSCHED_QEMU',
                       os.path.join(REPO, 'build', 'qemu-system-x86_64'))
@@ -70,6 +73,8 @@ CGROUP_CONTROLLERS = ['cpuacct', 'cpuset', 'memory', 'devices', 'freezer',
 WATCHDOG = 600          # seconds for the whole run, installation included
 CMD_TIMEOUT = 60
 LINE_TIMEOUT = 30
+PIDFILE = f'/run/libvirt/qemu/{DOMAIN}.pid'
+IN_L1 = bool(os.environ.get('PVSCHED_IN_L1'))
 
 
 class Timeout(Exception):
@@ -640,7 +645,7 @@ class LibvirtTest:
 
     @staticmethod
     def destroy():
-        pid = pid_from(f'/run/libvirt/qemu/{DOMAIN}.pid')
+        pid = pid_from(PIDFILE)
         if virsh('domstate', DOMAIN).stdout.strip() in ('shut off', ''):
             if pid is None:
                 return f'{DOMAIN} not running'
@@ -682,7 +687,7 @@ class LibvirtTest:
                             p.returncode == 0, out(p)):
             info('QEMU log tail:\n' + self.qemu_log())
             return None
-        pid = pid_from(f'/run/libvirt/qemu/{DOMAIN}.pid')
+        pid = pid_from(PIDFILE)
         if pid is None:
             self.r.check('QEMU process', False, 'no pid file')
             return None
@@ -736,19 +741,34 @@ class LibvirtTest:
                      f'threads of QEMU pid {pid}')
         return mine
 
-    def drive_guest(self, tids):
-        """Resume, follow the guest to every WAIT and check the vCPU."""
+    def hang_report(self, pid):
+        """Where the guest is, for one that stopped talking: its QEMU's
+        threads (a vCPU spinning in the guest, or asleep?) and each vCPU's
+        registers, the instruction pointer named from the guest's ELF."""
+        info('--- QEMU threads ---\n' + pvsched_vm.threads_table(pid))
+        p = virsh('qemu-monitor-command', DOMAIN, '--hmp',
+                  'info registers -a', timeout=30)
+        keep = re.compile(r'^(CPU#|[ER]AX=|[ER]SI=|[ER]IP=|CR0=)')
+        regs = [pvsched_vm.guest_symbolize(l) for l in p.stdout.splitlines()
+                if keep.match(l)]
+        info('--- vCPU registers ---\n' + ('\n'.join(regs) or out(p)))
+        info('--- QEMU log ---\n' + self.qemu_log())
+
+    def drive_guest(self, tids, pid, last_try=True):
+        """Resume, follow the guest to every WAIT and check the vCPU.
+        Returns False for a guest that went silent and was not counted as
+        a failure (last_try=False: the caller runs it once more)."""
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.settimeout(10)
             sock.connect(self.serial_path)
         except OSError as e:
             self.r.check('connect to the serial socket', False, str(e))
-            return
+            return True
         with sock:
             p = virsh('resume', DOMAIN)
             if not self.r.check('virsh resume', p.returncode == 0, out(p)):
-                return
+                return True
             buf = b''
             done = None
             waits = 0
@@ -756,10 +776,14 @@ class LibvirtTest:
             while done is None:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    self.r.check('guest output', False,
-                                 f'nothing new for {LINE_TIMEOUT} s '
-                                 f'(last: {buf[-200:]!r})')
-                    return
+                    silent = (f'nothing new for {LINE_TIMEOUT} s '
+                              f'(last: {buf[-200:]!r})')
+                    self.hang_report(pid)
+                    if not last_try:
+                        info(f'guest output: {silent}')
+                        return False
+                    self.r.check('guest output', False, silent)
+                    return True
                 sock.settimeout(left)
                 try:
                     data = sock.recv(4096)
@@ -768,7 +792,7 @@ class LibvirtTest:
                 if not data:
                     self.r.check('guest output', False,
                                  'serial socket closed before DONE')
-                    return
+                    return True
                 buf += data
                 while b'\n' in buf and done is None:
                     raw, buf = buf.split(b'\n', 1)
@@ -788,6 +812,29 @@ class LibvirtTest:
                          done[1] == 0 and done[0] > 0 and waits == 4,
                          f'guest checks: {done[0]} passed, {done[1]} '
                          f'failed; {waits} WAITs (4 expected)')
+        return True
+
+    def boot_again(self):
+        """Stopgap for issue 12, in the L1 VM only: a guest that went
+        silent as L2 guests there do (report above) is booted once more,
+        loudly.  Silence twice, or any other failure, stays a failure."""
+        bar = '!' * 72
+        print(f'{bar}\nL1 FLAKE (issue 12): the guest went silent as L2 '
+              f'guests in the L1 VM do; booting it once more\n{bar}',
+              flush=True)
+        p = virsh('destroy', DOMAIN)
+        if not self.r.check(f'virsh destroy {DOMAIN} (the silent guest)',
+                            p.returncode == 0, out(p)):
+            return None
+        p = virsh('start', '--paused', DOMAIN, timeout=120)
+        if not self.r.check(f'virsh start --paused {DOMAIN} (again)',
+                            p.returncode == 0, out(p)):
+            return None
+        pid = pid_from(PIDFILE)
+        if not self.r.check('QEMU process (again)', pid is not None,
+                            f'pid {pid}' if pid else 'no pid file'):
+            return None
+        return self.check_query(pid)
 
     def check_wait(self, tag, cpu, tids):
         want_boost = tag == 'boosted'
@@ -869,8 +916,10 @@ class LibvirtTest:
             return stop('a running domain')
         self.check_process(pid)
         tids = self.check_query(pid)
-        if tids:
-            self.drive_guest(tids)
+        if tids and not self.drive_guest(tids, pid, last_try=not IN_L1):
+            tids = self.boot_again()
+            if tids:
+                self.drive_guest(tids, pid_from(PIDFILE))
         if self.captured is not None:
             print(f"     virsh qemu-monitor-command {DOMAIN} --pretty "
                   """'{"execute":"query-pvsched"}' while vCPU 0 was """
