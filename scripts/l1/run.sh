@@ -41,7 +41,9 @@ tcg_thread=${PVSCHED_L1_TCG_THREAD:-multi}
 # test_fuzz failed; with THP off, 8 of 8 passed under the same load.
 # khugepaged moving the L2 guest's RAM (a nested page table change that
 # emulated SVM must flush) is the suspect; not traced to a line of TCG.
-l1_append="transparent_hugepage=never ${PVSCHED_L1_APPEND:-}"
+# nokaslr: the same addresses at every boot, for the reports of an L1
+# that stopped (watch.py names its instruction pointers).
+l1_append="transparent_hugepage=never nokaslr ${PVSCHED_L1_APPEND:-}"
 # The modules PID 1 loads, dependencies resolved from modules.dep.
 MODULES="virtio_pci 9pnet_virtio 9p overlay kvm-amd"
 
@@ -110,11 +112,14 @@ trap 'rm -rf "$run"' EXIT
 
 args=(-L "$l1/qemu/usr/share/seabios" -L "$l1/qemu/usr/share/qemu"
       -accel tcg,thread="$tcg_thread" -M pc -cpu EPYC,+svm,+npt -smp 2 -m "$mem"
-      -nodefaults -display none -no-reboot
+      -nodefaults -display none
+      # Any shutdown stops L1 and watch.py decides: a triple fault keeps
+      # the CPU state it happened in (-no-reboot would exit at once).
+      -action reboot=shutdown,shutdown=pause -qmp "unix:$run/qmp.sock,server=on,wait=off"
       -kernel "$(echo "$l1"/kernel/boot/vmlinuz-*)" -initrd "$work/initrd.img"
       -append "console=ttyS0 panic=-1 mitigations=off tsc=reliable $l1_append pvsched.run=$run pvsched.rw=$(IFS=,; echo "${rw[*]}")"
       -serial "file:$run/console.log"
-      -d cpu_reset,guest_errors -D "$run/qemu-debug.log"
+      -d guest_errors -D "$run/qemu-debug.log"
       -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap)
 for i in "${!rw[@]}"; do
     args+=(-virtfs "local,path=${rw[$i]},mount_tag=rw$i,security_model=none,multidevs=remap")
@@ -152,10 +157,22 @@ log "L1: booting (TCG, $mem, 2 CPUs, nice $nice, timeout ${timeout}s) to run: $*
 nice -n "$nice" "$l1/qemu/usr/bin/qemu-system-x86_64" "${args[@]}" \
     2> "$run/qemu.err" &
 qpid=$!
-start=$SECONDS shown=0 why=
+python3 "$top/scripts/l1/watch.py" "$run/qmp.sock" "$run/l1-stop.txt" \
+    "$run/kallsyms" &
+wpid=$!
+start=$SECONDS shown=0 why= done_at=
 while kill -0 "$qpid" 2>/dev/null; do
     sleep 2
     show_output
+    # The command is done and L1 powers off: watch.py lets QEMU quit.
+    # Without it (it failed), QEMU stays paused: end it here.
+    if [ -f "$run/status" ]; then
+        done_at=${done_at:-$SECONDS}
+        if [ $(( SECONDS - done_at )) -gt 30 ]; then
+            kill -KILL "$qpid" 2>/dev/null || true
+            break
+        fi
+    fi
     if [ -f "$run/heartbeat" ]; then
         age=$(( $(date +%s) - $(stat -c %Y "$run/heartbeat") ))
     else
@@ -174,6 +191,8 @@ while kill -0 "$qpid" 2>/dev/null; do
     fi
 done
 wait "$qpid" 2>/dev/null && qrc=0 || qrc=$?
+kill "$wpid" 2>/dev/null || true
+wait "$wpid" 2>/dev/null || true
 show_output
 
 if [ -n "$why" ]; then
@@ -184,10 +203,16 @@ fi
 if [ ! -f "$run/status" ]; then
     cat "$run/qemu.err" >&2
     console_tail
-    # An L1 that stops without a word on its console was reset (a triple
-    # fault: with -no-reboot QEMU then exits 0): the CPU state before it.
-    echo "---- L1 CPU resets and guest errors ($run/qemu-debug.log) ----" >&2
+    # An L1 that stops without a word on its console reset itself (a
+    # triple fault): the CPU state it stopped in, kept by watch.py.
+    echo "---- L1 guest errors ($run/qemu-debug.log) ----" >&2
     tail -n 60 "$run/qemu-debug.log" >&2 || true
+    if [ -f "$run/l1-stop.txt" ]; then
+        echo "---- L1's CPUs when it stopped ($run/l1-stop.txt) ----" >&2
+        grep -E '^(L1 |CPU#|R[A-Z0-9]+=|CR0=|EFER|(CS|SS|TR|GDT|IDT) *=)' \
+            "$run/l1-stop.txt" >&2 || true
+        cp "$run/l1-stop.txt" "$work/l1-stop.$(date +%s).txt" 2>/dev/null || true
+    fi
     log "L1: error: L1 stopped (QEMU exit status $qrc) before the command finished"
     exit 125
 fi
