@@ -666,6 +666,8 @@ static void thread_exit(void)
         /* The attributes died with the thread; the next one has its own. */
         w.attr = (PvschedSchedAttr) { .policy = SCHED_OTHER };
         w.warnings = 0;
+        /* So did the CPU, and its MSR: a CPU plugged in again has 0. */
+        msr = 0;
         host_end(UINT64_MAX, false);
     }
     CHECK(!vcpu.area.hva && !vcpu.st.boosted && !vcpu.exit_watched);

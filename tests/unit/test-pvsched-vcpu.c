@@ -1,9 +1,9 @@
 /*
  * Unit tests for one pvsched vCPU (hw/pvsched/vcpu.c): the run-loop hook,
- * the doorbell, the bound timer the main loop polices, and what is left
- * when the vCPU's thread exits, reset and restore.  The scheduling backend, the clocks, the
- * guest area, the policy and the CPU list are fakes; the QEMU timer and
- * thread code are the real ones.
+ * the doorbell, the bound timer the main loop polices, what is left when
+ * the vCPU's thread exits, and reset and restore, which run off it.  The
+ * scheduling backend, the clocks, the guest area, the policy and the CPU
+ * list are fakes; the QEMU timer and thread code are the real ones.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
