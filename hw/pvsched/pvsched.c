@@ -11,11 +11,11 @@
 
 #include "qemu/osdep.h"
 #include "qapi/error.h"
+#include "qemu/error-report.h"
 #include "qemu/module.h"
 #include "hw/boards.h"
 #include "hw/core/cpu.h"
 #include "hw/qdev-properties.h"
-#include "migration/vmstate.h"
 #include "qemu/cutils.h"
 #include "qemu/main-loop.h"
 #include "system/kvm.h"
@@ -39,7 +39,6 @@ struct PvschedState {
     PvschedVcpu *vcpus;         /* indexed by cpu_index */
     KVMPvschedHook hook;
     Notifier policy_changed;
-    uint64_t *mig_msr;          /* per vCPU, for migration */
 };
 
 /* MSR handlers get no opaque pointer; realize allows one device. */
@@ -61,15 +60,35 @@ PvschedVcpu *pvsched_device_vcpu(int cpu_index)
     return &pvsched_state->vcpus[cpu_index];
 }
 
+/*
+ * The MSR's value lives in the CPU, and only there: it is the vCPU's
+ * architectural state, which the guest reads back, which migrates with
+ * the vCPU (vmstate_x86_cpu's cpu/pvsched_msr subsection, sent only when
+ * it is not 0) and which reset clears.  What the device keeps per vCPU
+ * (the area mapped from it, the state machine, the thread's attributes)
+ * is derived from it, and only the MSR handler, reset and post_load
+ * below change the two together.  The vCPU thread writes it, QMP reads
+ * it: qatomic.
+ */
+static uint64_t *msr_of(CPUState *cs)
+{
+    return &X86_CPU(cs)->env.pvsched_msr;
+}
+
+uint64_t pvsched_device_msr(CPUState *cs)
+{
+    return qatomic_read(msr_of(cs));
+}
+
 static bool pvsched_rdmsr(X86CPU *cpu, uint32_t msr, uint64_t *val)
 {
-    *val = vcpu_of(CPU(cpu))->msr_val;
+    *val = pvsched_device_msr(CPU(cpu));
     return true;
 }
 
 static bool pvsched_wrmsr(X86CPU *cpu, uint32_t msr, uint64_t val)
 {
-    return pvsched_vcpu_msr_write(vcpu_of(CPU(cpu)), val);
+    return pvsched_vcpu_msr_write(vcpu_of(CPU(cpu)), msr_of(CPU(cpu)), val);
 }
 
 static void pvsched_post_run(CPUState *cs, void *opaque)
@@ -145,9 +164,9 @@ static void pvsched_qtest_on_vcpu(CPUState *cs, run_on_cpu_data data)
     bql_unlock();
     pvsched_vcpu_sync(v);
     if (!strcmp(q->op, "wrmsr")) {
-        q->val = pvsched_vcpu_msr_write(v, q->val);
+        q->val = pvsched_vcpu_msr_write(v, msr_of(cs), q->val);
     } else if (!strcmp(q->op, "rdmsr")) {
-        q->val = v->msr_val;
+        q->val = pvsched_device_msr(cs);
     } else {
         q->val = 0;
     }
@@ -249,7 +268,6 @@ static void pvsched_realize(DeviceState *dev, Error **errp)
     /* Room for every vCPU the machine may ever have, hotplugged ones too. */
     s->nr_vcpus = ms->smp.max_cpus;
     s->vcpus = g_new(PvschedVcpu, s->nr_vcpus);
-    s->mig_msr = g_new0(uint64_t, s->nr_vcpus);
     for (i = 0; i < s->nr_vcpus; i++) {
         pvsched_vcpu_init(&s->vcpus[i], i, s->policy);
     }
@@ -270,81 +288,83 @@ static void pvsched_realize(DeviceState *dev, Error **errp)
     qemu_register_resettable(OBJECT(s));
 }
 
-static void pvsched_reset_vcpu(CPUState *cs, run_on_cpu_data data)
+/* On the vCPU's thread: the one thing reset leaves to it. */
+static void pvsched_settle_vcpu(CPUState *cs, run_on_cpu_data data)
 {
-    pvsched_vcpu_reset(data.host_ptr);
+    pvsched_vcpu_settle(vcpu_of(cs));
 }
 
+/*
+ * The vCPUs are stopped: each registration ends here, at once (the MSR,
+ * the area, the status), so that nothing that follows (the vCPUs running
+ * again, loadvm or an incoming migration loading their state) can meet
+ * it.  Each vCPU thread changes only its own attributes: the unboost is
+ * queued on it.  It runs before the vCPU next enters the guest and reads
+ * the state as it then is: a registration loaded meanwhile stays.
+ */
 static void pvsched_reset_hold(Object *obj, ResetType type)
 {
-    PvschedState *s = PVSCHED(obj);
     CPUState *cs;
 
-    /*
-     * Each vCPU thread changes only its own attributes: queue the unboost
-     * on it.  vCPUs are stopped during reset and run the work before they
-     * enter the guest again.
-     */
     CPU_FOREACH(cs) {
-        PvschedVcpu *v = &s->vcpus[cs->cpu_index];
+        PvschedVcpu *v = vcpu_of(cs);
 
-        if (v->st.status != PVSCHED_STATUS_DISABLED || v->area.hva) {
-            async_run_on_cpu(cs, pvsched_reset_vcpu, RUN_ON_CPU_HOST_PTR(v));
+        qatomic_set(msr_of(cs), 0);
+        pvsched_vcpu_reset(v);
+        if (pvsched_vcpu_unsettled(v)) {
+            async_run_on_cpu(cs, pvsched_settle_vcpu, RUN_ON_CPU_NULL);
         }
     }
 }
 
 /*
- * Migration carries each vCPU's registration (the area itself is guest
- * RAM); boosts are not carried: the destination's threads boost at their
- * first exit if the guest still asks.
+ * Migration carries each vCPU's registration in its CPU state (the area
+ * itself is guest RAM); boosts are not carried: the destination's threads
+ * boost at their first exit if the guest still asks.  Called once that
+ * state is loaded, before the guest runs again.
  */
-static int pvsched_pre_save(void *opaque)
+int pvsched_cpu_post_load(CPUState *cs)
 {
-    PvschedState *s = opaque;
-    int i;
+    uint64_t val = pvsched_device_msr(cs);
+    uint64_t gpa = val & ~PVSCHED_MSR_ENABLE;
+    Error *err = NULL;
+    const char *why;
+    clockid_t clock;
+    int ret;
 
-    for (i = 0; i < s->nr_vcpus; i++) {
-        s->mig_msr[i] = qatomic_read(&s->vcpus[i].msr_val);
+    if (!pvsched_state) {
+        error_setg(&err, "pvsched: vCPU %d has a pvsched area registered "
+                   "(at 0x%" PRIx64 "), but this QEMU has no pvsched device",
+                   cs->cpu_index, gpa);
+        error_append_hint(&err, "Start it with the pvsched-policy object "
+                          "and the -device pvsched of the source.\n");
+        error_report_err(err);
+        return -EINVAL;
+    }
+    ret = pthread_getcpuclockid(cs->thread->thread, &clock);
+    if (ret) {
+        error_report("pvsched: vCPU %d: its thread's CPU clock: %s",
+                     cs->cpu_index, strerror(ret));
+        return -EINVAL;
+    }
+    if (!pvsched_vcpu_restore(vcpu_of(cs), val, clock, &why)) {
+        error_setg(&err, "pvsched: vCPU %d's area at 0x%" PRIx64 " cannot "
+                   "be registered here: %s", cs->cpu_index, gpa, why);
+        error_append_hint(&err, "The guest registered it on the source: "
+                          "give this machine the source's memory layout "
+                          "(-m, -machine, memory devices).\n");
+        error_report_err(err);
+        return -EINVAL;
+    }
+    /*
+     * Reset queued the unboost already where one is owed; one more finds
+     * nothing left to do, and covers a load that no reset came before.
+     */
+    if (pvsched_vcpu_unsettled(vcpu_of(cs))) {
+        async_run_on_cpu(cs, pvsched_settle_vcpu, RUN_ON_CPU_NULL);
     }
     return 0;
 }
-
-static int pvsched_post_load(void *opaque, int version_id)
-{
-    PvschedState *s = opaque;
-    CPUState *cs;
-
-    CPU_FOREACH(cs) {
-        uint64_t val = s->mig_msr[cs->cpu_index];
-        clockid_t clock;
-
-        if (!val) {
-            continue;
-        }
-        if (pthread_getcpuclockid(cs->thread->thread, &clock) ||
-            !pvsched_vcpu_restore(vcpu_of(cs), val, clock)) {
-            error_report("pvsched: vCPU %d's area 0x%" PRIx64 " is not "
-                         "valid on this machine", cs->cpu_index, val);
-            return -EINVAL;
-        }
-    }
-    return 0;
-}
-
-static const VMStateDescription vmstate_pvsched = {
-    .name = TYPE_PVSCHED,
-    .version_id = 1,
-    .minimum_version_id = 1,
-    .pre_save = pvsched_pre_save,
-    .post_load = pvsched_post_load,
-    .fields = (const VMStateField[]) {
-        VMSTATE_UINT32_EQUAL(nr_vcpus, PvschedState, NULL),
-        VMSTATE_VARRAY_UINT32(mig_msr, PvschedState, nr_vcpus, 0,
-                              vmstate_info_uint64, uint64_t),
-        VMSTATE_END_OF_LIST()
-    },
-};
 
 static const Property pvsched_properties[] = {
     DEFINE_PROP_LINK("policy", PvschedState, policy, TYPE_PVSCHED_POLICY,
@@ -359,7 +379,7 @@ static void pvsched_class_init(ObjectClass *oc, void *data)
     ResettableClass *rc = RESETTABLE_CLASS(oc);
 
     dc->realize = pvsched_realize;
-    dc->vmsd = &vmstate_pvsched;
+    /* No state of its own: the vCPUs carry theirs (cpu/pvsched_msr). */
     dc->hotpluggable = false;
     dc->desc = "guest-assisted vCPU scheduling";
     device_class_set_props(dc, pvsched_properties);

@@ -44,7 +44,7 @@ static PvschedThreadSched *thread_sched(int tid)
 static PvschedVcpuInfo *vcpu_info(CPUState *cs, PvschedVcpu *v)
 {
     PvschedVcpuInfo *info = g_new0(PvschedVcpuInfo, 1);
-    uint64_t msr_val = qatomic_read(&v->msr_val);
+    uint64_t msr_val = pvsched_device_msr(cs);
     int err = qatomic_read(&v->st.last_error);
 
     info->cpu_index = cs->cpu_index;

@@ -184,6 +184,40 @@ bool pvsched_state_disable(PvschedVcpuState *st,
     return set_status(st, PVSCHED_STATUS_DISABLED);
 }
 
+bool pvsched_state_reset(PvschedVcpuState *st)
+{
+    return set_status(st, PVSCHED_STATUS_DISABLED);
+}
+
+bool pvsched_state_restore(PvschedVcpuState *st, const PvschedBoostConfig *cfg)
+{
+    bool keep = st->boosted && cfg->mode == PVSCHED_STATE_STATIC;
+
+    return set_status(st, keep ? PVSCHED_STATUS_BOOSTED :
+                                 PVSCHED_STATUS_NORMAL);
+}
+
+bool pvsched_state_unsettled(const PvschedVcpuState *st,
+                             const PvschedBoostConfig *cfg)
+{
+    return st->boosted && st->status != PVSCHED_STATUS_BOOSTED &&
+           cfg->mode != PVSCHED_STATE_STATIC;
+}
+
+bool pvsched_state_settle(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
+                          const PvschedBackend *be)
+{
+    if (!pvsched_state_unsettled(st, cfg)) {
+        return false;
+    }
+    set_error(st, unboost(st, be));
+    /* Refused outright, a registered thread is still real-time: say so. */
+    if (st->boosted && st->status == PVSCHED_STATUS_NORMAL) {
+        return set_status(st, PVSCHED_STATUS_BOOSTED);
+    }
+    return false;
+}
+
 /* No area, so no request and no status to publish: only the mode counts. */
 static void follow_mode_unregistered(PvschedVcpuState *st,
                                      const PvschedBoostConfig *cfg,
@@ -256,7 +290,7 @@ static bool update(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
                    const PvschedBackend *be, uint8_t boost_req,
                    bool check_bound)
 {
-    bool changed = false;
+    bool changed = pvsched_state_settle(st, cfg, be);
     int ret;
 
     switch (st->status) {

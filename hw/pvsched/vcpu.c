@@ -158,7 +158,7 @@ typedef struct PvschedEvent {
     int index;
     bool throttled;             /* else: the area changed */
     bool registered;
-    uint64_t area;
+    uint64_t area;              /* its address, when registered */
 } PvschedEvent;
 
 static void send_event(void *opaque)
@@ -174,7 +174,7 @@ static void send_event(void *opaque)
     }
 }
 
-static void queue_event(PvschedVcpu *v, bool throttled)
+static void queue_event(PvschedVcpu *v, bool throttled, uint64_t area)
 {
     PvschedEvent *ev = g_new(PvschedEvent, 1);
 
@@ -182,7 +182,7 @@ static void queue_event(PvschedVcpu *v, bool throttled)
         .index = v->index,
         .throttled = throttled,
         .registered = v->area.hva != NULL,
-        .area = v->msr_val & ~PVSCHED_MSR_ENABLE,
+        .area = area,
     };
     aio_bh_schedule_oneshot(qemu_get_aio_context(), send_event, ev);
 }
@@ -222,7 +222,7 @@ static void publish(PvschedVcpu *v, bool changed, uint64_t old, uint8_t req)
     if (changed && v->area.hva) {
         pvsched_area_set_status(&v->area, v->st.status);
         if (v->st.status == PVSCHED_STATUS_THROTTLED) {
-            queue_event(v, true);
+            queue_event(v, true, 0);
         }
     }
     if (changed || v->st.last_error) {
@@ -251,7 +251,7 @@ static void vcpu_thread_exit(Notifier *n, void *data)
                               registered);
     timer_del(v->bound_timer);
     pvsched_area_unmap(&v->area);
-    qatomic_set(&v->msr_val, 0);
+    /* The MSR goes with its CPU: a CPU plugged in again starts at 0. */
     pvsched_state_init(&v->st);
     v->kick_retry_ns = 0;
     v->bound_due = false;
@@ -262,7 +262,7 @@ static void vcpu_thread_exit(Notifier *n, void *data)
     v->warned = false;
     v->exit_watched = false;
     if (registered) {
-        queue_event(v, false);
+        queue_event(v, false, 0);
     }
     bql_unlock();
 }
@@ -331,11 +331,10 @@ static void disable(PvschedVcpu *v, bool tell_guest)
     }
     police_bound(v, &cfg);
     pvsched_area_unmap(&v->area);
-    qatomic_set(&v->msr_val, 0);
-    queue_event(v, false);
+    queue_event(v, false, 0);
 }
 
-static bool enable(PvschedVcpu *v, uint64_t val)
+static bool enable(PvschedVcpu *v, uint64_t *msr, uint64_t val)
 {
     PvschedBoostConfig cfg;
     PvschedArea area;
@@ -352,7 +351,7 @@ static bool enable(PvschedVcpu *v, uint64_t val)
         disable(v, true);
     }
     v->area = area;
-    qatomic_set(&v->msr_val, val);
+    qatomic_set(msr, val);
     /* On the vCPU thread: the clock the main loop polices the bound with. */
     pthread_getcpuclockid(pthread_self(), &clock);
     qatomic_set(&v->cpu_clock, clock);
@@ -365,7 +364,7 @@ static bool enable(PvschedVcpu *v, uint64_t val)
     pvsched_state_enable(&v->st, &cfg, backend);
     publish(v, true, old, 0);
     police_bound(v, &cfg);
-    queue_event(v, false);
+    queue_event(v, false, val & ~PVSCHED_MSR_ENABLE);
     return true;
 }
 
@@ -377,7 +376,7 @@ static bool enable(PvschedVcpu *v, uint64_t val)
  * MSR handlers run without it, so take it: registering is rare, and the
  * doorbell, the hot path, stays lock-free.
  */
-static bool msr_register(PvschedVcpu *v, uint64_t val)
+static bool msr_register(PvschedVcpu *v, uint64_t *msr, uint64_t val)
 {
     BQL_LOCK_GUARD();
 
@@ -386,6 +385,7 @@ static bool msr_register(PvschedVcpu *v, uint64_t val)
         if (v->area.hva) {
             disable(v, true);
         }
+        qatomic_set(msr, 0);
         return true;
     }
     if (!(val & PVSCHED_MSR_ENABLE)) {
@@ -396,10 +396,10 @@ static bool msr_register(PvschedVcpu *v, uint64_t val)
         trace_pvsched_msr_invalid(v->index, val, "reserved bits 5:1 set");
         return false;
     }
-    return enable(v, val);
+    return enable(v, msr, val);
 }
 
-bool pvsched_vcpu_msr_write(PvschedVcpu *v, uint64_t val)
+bool pvsched_vcpu_msr_write(PvschedVcpu *v, uint64_t *msr, uint64_t val)
 {
     if (val == PVSCHED_MSR_DOORBELL) {
         /*
@@ -409,39 +409,97 @@ bool pvsched_vcpu_msr_write(PvschedVcpu *v, uint64_t val)
         trace_pvsched_msr_doorbell(v->index);
         return true;
     }
-    return msr_register(v, val);
+    return msr_register(v, msr, val);
 }
 
-bool pvsched_vcpu_restore(PvschedVcpu *v, uint64_t val, clockid_t cpu_clock)
+/*
+ * Off the vCPU thread, under the BQL, with the vCPU stopped (the device's
+ * reset hold phase).  The registration ends here and now, so that what
+ * comes next (the vCPUs running again, or loadvm and incoming migration
+ * loading theirs) starts from it; only the unboost waits for the thread.
+ */
+void pvsched_vcpu_reset(PvschedVcpu *v)
+{
+    PvschedBoostConfig cfg;
+    uint64_t old = v->st.status;
+    bool registered = v->area.hva;
+
+    trace_pvsched_reset(v->index, registered);
+    pvsched_policy_get_config(v->policy, &cfg);
+    if (pvsched_state_reset(&v->st)) {
+        trace_change(v, old, 0);
+    }
+    /* Not BOOSTED any more: the bound timer lets go when it next fires. */
+    police_bound(v, &cfg);
+    /* After reset the area is guest memory like any other: hands off. */
+    pvsched_area_unmap(&v->area);
+    if (registered) {
+        queue_event(v, false, 0);
+    }
+}
+
+/* Off the vCPU thread, under the BQL, with the vCPU stopped: post_load. */
+bool pvsched_vcpu_restore(PvschedVcpu *v, uint64_t val, clockid_t cpu_clock,
+                          const char **why)
 {
     PvschedBoostConfig cfg;
     PvschedArea area;
-    const char *why;
 
-    if (!(val & PVSCHED_MSR_ENABLE) || (val & PVSCHED_MSR_RESERVED_MASK) ||
-        !pvsched_area_map(&area, val & ~PVSCHED_MSR_ENABLE, &why)) {
+    if (!(val & PVSCHED_MSR_ENABLE)) {
+        *why = "enable bit clear";
         return false;
     }
+    if (val & PVSCHED_MSR_RESERVED_MASK) {
+        *why = "reserved bits 5:1 set";
+        return false;
+    }
+    if (!pvsched_area_map(&area, val & ~PVSCHED_MSR_ENABLE, why)) {
+        return false;
+    }
+    if (v->area.hva) {
+        /* Loaded over a registration that no reset ended: end it. */
+        pvsched_vcpu_reset(v);
+    }
     v->area = area;
-    qatomic_set(&v->msr_val, val);
     qatomic_set(&v->cpu_clock, cpu_clock);
     /*
      * Not boosted here yet: a pending BOOST is honoured at the next exit.
-     * Static mode boosts at once, policed from now on: the next exit to
-     * QEMU may be far away.
+     * Static mode keeps its boost, policed from now on: the next exit to
+     * QEMU may be far away.  The guest is told before it runs again.
      */
     pvsched_policy_get_config(v->policy, &cfg);
-    pvsched_state_enable(&v->st, &cfg, backend);
+    pvsched_state_restore(&v->st, &cfg);
     pvsched_area_set_status(&v->area, v->st.status);
+    trace_pvsched_restore(v->index, val & ~PVSCHED_MSR_ENABLE,
+                          pvsched_status_name(v->st.status));
     police_bound(v, &cfg);
     return true;
 }
 
-void pvsched_vcpu_reset(PvschedVcpu *v)
+bool pvsched_vcpu_unsettled(PvschedVcpu *v)
 {
-    trace_pvsched_reset(v->index);
-    if (v->area.hva) {
-        /* After reset the area is guest memory like any other: hands off. */
-        disable(v, false);
+    PvschedBoostConfig cfg;
+
+    pvsched_policy_get_config(v->policy, &cfg);
+    return pvsched_state_unsettled(&v->st, &cfg);
+}
+
+/* On the vCPU thread, with the BQL: work that reset queued. */
+void pvsched_vcpu_settle(PvschedVcpu *v)
+{
+    PvschedBoostConfig cfg;
+    uint64_t old = v->st.status;
+    bool changed;
+
+    pvsched_policy_get_config(v->policy, &cfg);
+    if (!pvsched_state_unsettled(&v->st, &cfg)) {
+        return;
     }
+    trace_pvsched_settle(v->index, pvsched_status_name(old));
+    changed = pvsched_state_settle(&v->st, &cfg, backend);
+    publish(v, changed, old, 0);
+    if (!changed) {
+        trace_change(v, old, 0);
+    }
+    police_bound(v, &cfg);
 }

@@ -63,6 +63,30 @@ bool pvsched_state_update(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
                           const PvschedBackend *be, uint8_t boost_req);
 
 /*
+ * Reset and incoming migration change the registration off the vCPU
+ * thread, with that thread stopped, and so must not touch the thread's
+ * attributes: these two call no backend.  pvsched_state_reset() ends
+ * the registration (DISABLED); pvsched_state_restore() makes it anew
+ * (NORMAL, or BOOSTED for a boost static mode keeps), as
+ * pvsched_state_enable() would.  Both return true when boost_status
+ * changed.
+ *
+ * A boost the state no longer holds (the thread is boosted, the status
+ * is not BOOSTED, the mode does not keep it) is then unsettled: the
+ * thread gives it back itself with pvsched_state_settle(), which every
+ * other function here runs first, so that nothing on the thread can
+ * build on it (a boost that saved the boosted attributes as the
+ * thread's own would never give them back).  If the kernel refuses, a
+ * registered vCPU is BOOSTED again, as when update() cannot unboost.
+ */
+bool pvsched_state_reset(PvschedVcpuState *st);
+bool pvsched_state_restore(PvschedVcpuState *st, const PvschedBoostConfig *cfg);
+bool pvsched_state_unsettled(const PvschedVcpuState *st,
+                             const PvschedBoostConfig *cfg);
+bool pvsched_state_settle(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
+                          const PvschedBackend *be);
+
+/*
  * The same at a guest exit, the hot path: it reads no CPU clock (a system
  * call) unless @check_bound.  The bound is policed from outside (the main
  * loop watches the thread's CPU clock), which sets @check_bound when the

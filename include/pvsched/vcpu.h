@@ -1,8 +1,9 @@
 /*
  * pvsched: one vCPU, from its guest area to its thread's scheduling
  *
- * Every function runs on the vCPU's own thread, without the BQL, or with
- * that thread stopped: they change the calling thread's attributes.
+ * Every function runs on the vCPU's own thread, without the BQL: they
+ * change the calling thread's attributes.  Reset and restore run off it,
+ * with the thread stopped, and change none.
  * Registering and disabling take the BQL for the guest memory they
  * reference and let go of.
  *
@@ -19,14 +20,19 @@
 #include "pvsched/vcpu-state.h"
 
 /*
- * msr_val, cpu_clock and st's status, counters, bound_cpu_ns and
- * last_error are read from other threads (QMP, the bound timer): written
- * with qatomic_set(), read with qatomic_read().
+ * cpu_clock and st's status, counters, bound_cpu_ns and last_error are
+ * read from other threads (QMP, the bound timer): written with
+ * qatomic_set(), read with qatomic_read().
+ *
+ * The MSR's value is not here: it is the vCPU's architectural state
+ * (what the guest reads back, what migrates, what reset clears), kept by
+ * the CPU (CPUX86State.pvsched_msr).  Functions that change the
+ * registration on the guest's behalf are given it to update; the area
+ * here is what the device made of it.
  */
 typedef struct PvschedVcpu {
     int index;
     PvschedPolicy *policy;
-    uint64_t msr_val;           /* last successful enable, or 0 */
     PvschedArea area;
     PvschedVcpuState st;
     bool warned;                /* about a failed scheduling change */
@@ -44,18 +50,39 @@ typedef struct PvschedVcpu {
 
 void pvsched_vcpu_init(PvschedVcpu *v, int index, PvschedPolicy *policy);
 
-/* MSR writes; false means #GP with nothing changed. */
-bool pvsched_vcpu_msr_write(PvschedVcpu *v, uint64_t val);
+/*
+ * MSR writes; false means #GP with nothing changed.  *@msr is the vCPU's
+ * MSR value, set to what the guest reads from now on.
+ */
+bool pvsched_vcpu_msr_write(PvschedVcpu *v, uint64_t *msr, uint64_t val);
 
 /*
- * Incoming migration, vCPUs stopped: register @val again, as the source
- * had it; @cpu_clock is the vCPU thread's.  False if @val is not valid
- * here.
+ * Reset, and incoming migration or loadvm: off the vCPU thread, under the
+ * BQL, with the vCPU stopped.  They change no thread attributes (only
+ * the thread does: see pvsched_vcpu_settle()).
+ *
+ * pvsched_vcpu_reset() ends the registration at once: the area is
+ * forgotten without writing guest memory (after reset it is the guest's
+ * like any other) and the status is DISABLED.  The caller clears the MSR.
+ *
+ * pvsched_vcpu_restore() registers the MSR value @val again, as the
+ * source had it; @cpu_clock is the vCPU thread's.  False, with @why, if
+ * @val is not valid here.  The guest sees NORMAL (BOOSTED for a boost
+ * static mode keeps): boosts are not carried, the thread is boosted at
+ * its next exit if the guest still asks.
  */
-bool pvsched_vcpu_restore(PvschedVcpu *v, uint64_t val, clockid_t cpu_clock);
-
-/* Reset: unboost and forget the area without writing guest memory. */
 void pvsched_vcpu_reset(PvschedVcpu *v);
+bool pvsched_vcpu_restore(PvschedVcpu *v, uint64_t val, clockid_t cpu_clock,
+                          const char **why);
+
+/*
+ * After those, true when the thread must still give back a boost that no
+ * registration holds: run pvsched_vcpu_settle() on it.  Only that; it
+ * reads the state as it is when it runs, so that queued late it undoes
+ * nothing that was loaded since.
+ */
+bool pvsched_vcpu_unsettled(PvschedVcpu *v);
+void pvsched_vcpu_settle(PvschedVcpu *v);
 
 /* Apply the policy and the guest's boost_req now, bound included. */
 void pvsched_vcpu_apply(PvschedVcpu *v);

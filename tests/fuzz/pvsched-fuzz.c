@@ -85,11 +85,13 @@ static struct {
     int kicks;
     int warnings;               /* since the thread started */
     bool guest_wrote_status;    /* since the host last published it */
+    bool off_thread;            /* reset, restore: no backend call */
     PvschedBoostConfig cfg;
 } w;
 
 static CPUState fake_cpu;
 static PvschedVcpu vcpu;
+static uint64_t msr;            /* the CPU's CPUX86State.pvsched_msr */
 
 #define CHECK(cond) \
     do { \
@@ -110,6 +112,7 @@ static bool is_rt(uint32_t policy)
 
 static int fake_get(PvschedSchedAttr *attr, void *opaque)
 {
+    CHECK(!w.off_thread);
     *attr = w.attr;
     return 0;
 }
@@ -121,6 +124,8 @@ static int fake_get(PvschedSchedAttr *attr, void *opaque)
  */
 static int fake_set(const PvschedSchedAttr *attr, void *opaque)
 {
+    /* Off the vCPU thread, this would change another thread. */
+    CHECK(!w.off_thread);
     switch (w.perm) {
     case PERM_RLIMIT:
         if (attr->policy == PVSCHED_SCHED_DEADLINE ||
@@ -144,6 +149,7 @@ static int fake_set(const PvschedSchedAttr *attr, void *opaque)
 
 static int64_t fake_thread_cpu_ns(void *opaque)
 {
+    CHECK(!w.off_thread);
     return w.cpu_ns;
 }
 
@@ -354,7 +360,7 @@ static void check_state(void)
     if (debug) {
         fprintf(stderr, "  status %" PRIu64 " boosted %d bounded %d msr 0x%"
                 PRIx64 " perm %d cpu %" PRId64 " error %d\n", st->status,
-                st->boosted, st->bounded, vcpu.msr_val, w.perm, w.cpu_ns,
+                st->boosted, st->bounded, msr, w.perm, w.cpu_ns,
                 st->last_error);
         print_attr("thread", &w.attr);
         print_attr("applied", &st->applied);
@@ -372,12 +378,14 @@ static void check_state(void)
     CHECK(!registered || region_of(vcpu.area.mr)->refs == 1);
     CHECK(st->status <= PVSCHED_STATUS_THROTTLED);
     CHECK(registered == (st->status != PVSCHED_STATUS_DISABLED));
-    CHECK(registered == (vcpu.msr_val != 0));
+    CHECK(registered == (msr != 0));
+    /* Between steps, no boost is left for the thread to give back. */
+    CHECK(!pvsched_vcpu_unsettled(&vcpu) || st->last_error);
     if (registered) {
         uint64_t gpa = area_gpa(&vcpu.area);
 
-        CHECK(vcpu.msr_val == (gpa | PVSCHED_MSR_ENABLE));
-        CHECK(model_msr_valid(vcpu.msr_val));
+        CHECK(msr == (gpa | PVSCHED_MSR_ENABLE));
+        CHECK(model_msr_valid(msr));
         CHECK(vcpu.area.offset == gpa - region_of(vcpu.area.mr)->base);
         /* What the guest reads, unless it wrote over it since. */
         if (!w.guest_wrote_status) {
@@ -474,6 +482,7 @@ static void guest_exit(void)
 static void msr_write(uint64_t val)
 {
     PvschedVcpu before;
+    uint64_t msr_before = msr;
     uint64_t gpa;
     PvschedSchedAttr attr;
     bool ok;
@@ -483,10 +492,11 @@ static void msr_write(uint64_t val)
     before = vcpu;
     attr = w.attr;
     host_begin();
-    ok = pvsched_vcpu_msr_write(&vcpu, val);
+    ok = pvsched_vcpu_msr_write(&vcpu, &msr, val);
     CHECK(ok == model_msr_valid(val));
     if (!ok) {
         /* #GP: nothing changed, not even guest memory. */
+        CHECK(msr == msr_before);
         CHECK(!memcmp(&before, &vcpu, sizeof(vcpu)));
         CHECK(attr_equal(&attr, &w.attr));
         CHECK(!memcmp(ram, ram_before, sizeof(ram)));
@@ -578,27 +588,63 @@ static void set_policy(uint8_t mode, uint8_t sel)
     host_end(gpa, true);
 }
 
+/*
+ * System reset's hold phase, off the vCPU thread with the vCPU stopped:
+ * unregistered at once, guest memory left alone, no thread changed.
+ */
+static void reset_hold(void)
+{
+    host_begin();
+    w.off_thread = true;
+    msr = 0;
+    pvsched_vcpu_reset(&vcpu);
+    w.off_thread = false;
+    CHECK(dirty.n == 0 && !memcmp(ram, ram_before, sizeof(ram)));
+    CHECK(!vcpu.area.hva && vcpu.st.status == PVSCHED_STATUS_DISABLED);
+    aio_bh_poll(qemu_get_aio_context());
+}
+
+/* The work reset queued, on the vCPU thread, whatever came in between. */
+static void settle(void)
+{
+    uint64_t gpa = area_gpa(&vcpu.area);
+
+    host_begin();
+    pvsched_vcpu_settle(&vcpu);
+    host_end(gpa, true);
+}
+
 /* System reset: unboosted, unregistered, guest memory left alone. */
 static void reset(void)
 {
-    host_begin();
-    pvsched_vcpu_reset(&vcpu);
-    host_end(UINT64_MAX, false);
-    CHECK(!vcpu.area.hva && !vcpu.msr_val);
+    reset_hold();
+    settle();
+    CHECK(!vcpu.area.hva && !msr);
     CHECK(!vcpu.st.boosted || w.cfg.mode == PVSCHED_STATE_STATIC ||
           vcpu.st.last_error);
 }
 
-/* Incoming migration of @val: on a destination that just reset. */
+/*
+ * loadvm or incoming migration of @val: reset, then the CPU's state
+ * loaded (post_load, off the vCPU thread) before the vCPU runs the work
+ * reset queued on it.
+ */
 static void restore(uint64_t val)
 {
+    const char *why = NULL;
     bool ok;
 
-    reset();
+    reset_hold();
     host_begin();
-    ok = pvsched_vcpu_restore(&vcpu, val, CLOCK_THREAD_CPUTIME_ID);
+    w.off_thread = true;
+    ok = pvsched_vcpu_restore(&vcpu, val, CLOCK_THREAD_CPUTIME_ID, &why);
+    w.off_thread = false;
+    /* Failed, the migration fails: this VM never runs.  Go on from 0. */
+    msr = ok ? val : 0;
     CHECK(ok == (model_msr_valid(val) && val != PVSCHED_MSR_DISABLE &&
                  val != PVSCHED_MSR_DOORBELL));
+    CHECK(ok || why);
+    pvsched_vcpu_settle(&vcpu);
     host_end(UINT64_MAX, true);
 }
 
@@ -620,6 +666,8 @@ static void thread_exit(void)
         /* The attributes died with the thread; the next one has its own. */
         w.attr = (PvschedSchedAttr) { .policy = SCHED_OTHER };
         w.warnings = 0;
+        /* So did the CPU, and its MSR: a CPU plugged in again has 0. */
+        msr = 0;
         host_end(UINT64_MAX, false);
     }
     CHECK(!vcpu.area.hva && !vcpu.st.boosted && !vcpu.exit_watched);

@@ -882,18 +882,27 @@ static void assert_registered(QTestState *qts, int cpu, uint64_t area)
 }
 
 /*
+ * The vapic option ROM's reset calls run_on_cpu(), which lets every vCPU
+ * run the work queued on it before reset returns.  Without it nothing in
+ * reset or loadvm waits for the vCPUs: what reset queued runs after the
+ * snapshot or the incoming state is loaded.
+ */
+#define NO_VAPIC " -global apic-common.vapic=off"
+
+/*
  * loadvm resets the machine, then loads the snapshot: each vCPU ends up
  * with the snapshot's registration, unboosted by its own thread, and the
  * main loop keeps its own attributes.  Checked right after loadvm and
- * again once each vCPU has run whatever work was queued on it.
+ * again once each vCPU has run whatever work was queued on it: work that
+ * reset queued must not undo what was loaded.
  */
-static void test_loadvm(void)
+static void loadvm_while_boosted(const char *args)
 {
     g_autofree char *disk = NULL;
     QTestState *qts;
 
     disk = empty_tmp_file("pvsched-test-disk-XXXXXX");
-    qts = qtest_init(QTEST_VM);
+    qts = qtest_init(args);
     add_snapshot_disk(qts, disk);
 
     g_assert_true(wrmsr(qts, 0, AREA0 | MSR_ENABLE));
@@ -929,6 +938,16 @@ static void test_loadvm(void)
     assert_emulator(qts, "fifo", 9);
     qtest_quit(qts);
     unlink(disk);
+}
+
+static void test_loadvm(void)
+{
+    loadvm_while_boosted(QTEST_VM);
+}
+
+static void test_loadvm_undrained(void)
+{
+    loadvm_while_boosted(QTEST_VM NO_VAPIC);
 }
 
 /* Static mode boosts every vCPU from the start, registered or not. */
@@ -971,6 +990,221 @@ static const char *vcpu_status(QTestState *qts, int cpu)
 
     qobject_unref(v);
     return status;
+}
+
+/*
+ * Reset ends every registration in the reset itself, with the vCPUs
+ * stopped: query-pvsched right after it, before the vCPU has run
+ * anything (the VM stopped, nothing draining its queue), shows it
+ * unregistered.  Only the unboost waits for the vCPU's own thread, which
+ * alone changes its attributes; the main loop keeps its FIFO.  The
+ * guest's memory is not written: after reset it is not ours.
+ */
+static void test_reset_stopped(void)
+{
+    QTestState *qts = qtest_init(QTEST_VM NO_VAPIC);
+
+    g_assert_true(wrmsr(qts, 0, AREA0 | MSR_ENABLE));
+    qtest_writeb(qts, AREA0 + 8, REQ_BOOST);
+    vm_exit(qts, 0);
+    assert_vcpu(qts, 0, "boosted", "fifo", 8);
+
+    qtest_qmp_assert_success(qts, "{'execute': 'stop'}");
+    qtest_qmp_assert_success(qts, "{'execute': 'system_reset'}");
+    qtest_qmp_eventwait(qts, "RESET");
+    assert_registered(qts, 0, 0);
+    g_assert_cmpstr(vcpu_status(qts, 0), ==, "disabled");
+    assert_emulator(qts, "fifo", 9);
+
+    /* The vCPU runs what reset queued on it: the unboost, nothing else. */
+    g_assert_cmphex(rdmsr(qts, 0), ==, 0);
+    assert_registered(qts, 0, 0);
+    assert_vcpu(qts, 0, "disabled", "other", 0);
+    assert_emulator(qts, "fifo", 9);
+    g_assert_cmphex(qtest_readq(qts, AREA0), ==, BOOSTED);
+
+    /* The guest can register again, as after any reset. */
+    g_assert_true(wrmsr(qts, 0, AREA1 | MSR_ENABLE));
+    assert_vcpu(qts, 0, "normal", "other", 0);
+    qtest_quit(qts);
+}
+
+/*
+ * Migrate @src to a new QEMU started with @dst_args, over a UNIX socket.
+ * The destination's stderr goes to @dst_err (libqtest starts QEMU with
+ * sh -c) and it stays up when loading fails (exit-on-error false), so
+ * that the test can see why.  Returns the destination; *@status is its
+ * incoming migration's final status.
+ */
+static QTestState *migrate(QTestState *src, const char *dst_args,
+                           const char *dst_err, char **status)
+{
+    g_autofree char *dir = g_dir_make_tmp("pvsched-test-mig-XXXXXX", NULL);
+    g_autofree char *uri = g_strdup_printf("unix:%s/sock", dir);
+    g_autofree char *sock = g_strdup_printf("%s/sock", dir);
+    QTestState *dst;
+    QDict *rsp, *ret;
+    const char *st;
+    bool src_done = false, dst_done = false;
+    int i;
+
+    g_assert_nonnull(dir);
+    dst = qtest_initf("%s -incoming defer 2>%s", dst_args, dst_err);
+    qtest_qmp_assert_success(dst, "{'execute': 'migrate-incoming', "
+                             "'arguments': {'uri': %s, "
+                             "'exit-on-error': false}}", uri);
+    qtest_qmp_assert_success(src, "{'execute': 'migrate', "
+                             "'arguments': {'uri': %s}}", uri);
+    *status = NULL;
+    for (i = 0; i < 3000 && !(src_done && dst_done); i++) {
+        if (!src_done) {
+            rsp = qtest_qmp(src, "{'execute': 'query-migrate'}");
+            ret = qdict_get_qdict(rsp, "return");
+            st = qdict_haskey(ret, "status") ?
+                 qdict_get_str(ret, "status") : "";
+            src_done = !strcmp(st, "completed") || !strcmp(st, "failed");
+            qobject_unref(rsp);
+        }
+        if (!dst_done) {
+            rsp = qtest_qmp(dst, "{'execute': 'query-migrate'}");
+            ret = qdict_get_qdict(rsp, "return");
+            st = qdict_haskey(ret, "status") ?
+                 qdict_get_str(ret, "status") : "";
+            dst_done = !strcmp(st, "completed") || !strcmp(st, "failed");
+            if (dst_done) {
+                *status = g_strdup(st);
+            }
+            qobject_unref(rsp);
+        }
+        g_usleep(10 * 1000);
+    }
+    g_assert_true(src_done && dst_done);
+    unlink(sock);
+    rmdir(dir);
+    return dst;
+}
+
+static char *read_text(const char *path)
+{
+    char *text = NULL;
+
+    g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+    return text;
+}
+
+/*
+ * The registration travels with its vCPU (vmstate_x86_cpu's
+ * cpu/pvsched_msr subsection): the destination has it at the same area
+ * before the guest runs again, and tells the guest NORMAL there.  Boosts
+ * are not carried: the destination's thread is boosted at its first exit
+ * if the guest still asks.  A vCPU that never registered stays so.
+ */
+static void test_migrate_registered(void)
+{
+    g_autofree char *err = empty_tmp_file("pvsched-test-err-XXXXXX");
+    g_autofree char *status = NULL;
+    QTestState *src = qtest_init(QTEST_VM);
+    QTestState *dst;
+
+    g_assert_true(wrmsr(src, 0, AREA0 | MSR_ENABLE));
+    qtest_writeb(src, AREA0 + 8, REQ_BOOST);
+    vm_exit(src, 0);
+    assert_vcpu(src, 0, "boosted", "fifo", 8);
+
+    dst = migrate(src, QTEST_VM, err, &status);
+    g_assert_cmpstr(status, ==, "completed");
+    assert_registered(dst, 0, AREA0);
+    assert_registered(dst, 1, 0);
+    g_assert_cmpstr(vcpu_status(dst, 0), ==, "normal");
+    g_assert_cmpstr(vcpu_status(dst, 1), ==, "disabled");
+    g_assert_cmphex(qtest_readq(dst, AREA0), ==, NORMAL);
+    assert_emulator(dst, "fifo", 9);
+
+    g_assert_cmphex(rdmsr(dst, 0), ==, AREA0 | MSR_ENABLE);
+    g_assert_cmphex(rdmsr(dst, 1), ==, 0);
+    vm_exit(dst, 0);
+    assert_vcpu(dst, 0, "boosted", "fifo", 8);
+    g_assert_cmphex(qtest_readq(dst, AREA0), ==, BOOSTED);
+    assert_emulator(dst, "fifo", 9);
+    qtest_quit(dst);
+    qtest_quit(src);
+    unlink(err);
+}
+
+/* The destination of the tests below: no pvsched device at all. */
+#define PLAIN_VM "-machine pc -smp 2 -m 128M -cpu qemu64"
+
+/*
+ * A guest that never registered sends nothing of pvsched: it migrates to
+ * a QEMU without the device (or without pvsched) as any other VM does.
+ */
+static void test_migrate_unregistered(void)
+{
+    g_autofree char *err = empty_tmp_file("pvsched-test-err-XXXXXX");
+    g_autofree char *status = NULL;
+    g_autofree char *text = NULL;
+    QTestState *src = qtest_init(QTEST_VM);
+    QTestState *dst;
+
+    /* Registered once, then no more: the MSR reads 0 again. */
+    g_assert_true(wrmsr(src, 1, AREA1 | MSR_ENABLE));
+    g_assert_true(wrmsr(src, 1, 0));
+
+    dst = migrate(src, PLAIN_VM, err, &status);
+    text = read_text(err);
+    if (strcmp(status, "completed")) {
+        g_test_message("destination's stderr: %s", text);
+    }
+    g_assert_cmpstr(status, ==, "completed");
+    qtest_quit(dst);
+    qtest_quit(src);
+    unlink(err);
+}
+
+/*
+ * A registration the destination cannot honour fails the migration, with
+ * an error that says which vCPU and what to do, rather than a guest that
+ * silently loses its area: no pvsched device there, or the area not in
+ * RAM there (the same RAM, laid out differently: below 4G it ends at
+ * 64M on the destination).
+ */
+static void migrate_refused(const char *dst_args, uint64_t area,
+                            const char *what)
+{
+    g_autofree char *err = empty_tmp_file("pvsched-test-err-XXXXXX");
+    g_autofree char *status = NULL;
+    g_autofree char *text = NULL;
+    QTestState *src = qtest_init(QTEST_VM);
+    QTestState *dst;
+
+    g_assert_true(wrmsr(src, 1, area | MSR_ENABLE));
+    dst = migrate(src, dst_args, err, &status);
+    text = read_text(err);
+    g_test_message("destination's stderr: %s", text);
+    g_assert_cmpstr(status, ==, "failed");
+    g_assert_nonnull(strstr(text, what));
+    qtest_quit(dst);
+    qtest_quit(src);
+    unlink(err);
+}
+
+static void test_migrate_needs_device(void)
+{
+    migrate_refused(PLAIN_VM, AREA1,
+                    "pvsched: vCPU 1 has a pvsched area registered (at "
+                    "0x100040), but this QEMU has no pvsched device");
+}
+
+static void test_migrate_invalid_area(void)
+{
+    migrate_refused("-machine pc,max-ram-below-4g=64M -smp 2 -m 128M "
+                    "-cpu qemu64 "
+                    "-object pvsched-policy,id=pol0,boost-priority=8,"
+                    "max-boost-us=0 "
+                    "-device pvsched,policy=pol0,x-qtest=on",
+                    0x6000000ULL,
+                    "pvsched: vCPU 1's area at 0x6000000 cannot be "
+                    "registered here:");
 }
 
 /* Leave the guest until the vCPU is no longer boosted, or give up. */
@@ -2243,6 +2477,16 @@ int main(int argc, char **argv)
                    test_area_outlives_dimm);
     qtest_add_func("/pvsched/lifecycle/reset", test_reset);
     qtest_add_func("/pvsched/lifecycle/loadvm", test_loadvm);
+    qtest_add_func("/pvsched/lifecycle/loadvm-undrained",
+                   test_loadvm_undrained);
+    qtest_add_func("/pvsched/lifecycle/reset-stopped", test_reset_stopped);
+    qtest_add_func("/pvsched/migration/registered", test_migrate_registered);
+    qtest_add_func("/pvsched/migration/unregistered",
+                   test_migrate_unregistered);
+    qtest_add_func("/pvsched/migration/needs-device",
+                   test_migrate_needs_device);
+    qtest_add_func("/pvsched/migration/invalid-area",
+                   test_migrate_invalid_area);
     qtest_add_func("/pvsched/events/rate-limit", test_event_rate_limit);
     qtest_add_func("/pvsched/policy/large-max-boost", test_large_max_boost);
     qtest_add_func("/pvsched/policy/large-cooldown", test_large_cooldown);

@@ -1,9 +1,9 @@
 /*
  * Unit tests for one pvsched vCPU (hw/pvsched/vcpu.c): the run-loop hook,
- * the doorbell, the bound timer the main loop polices, and what is left
- * when the vCPU's thread exits.  The scheduling backend, the clocks, the
- * guest area, the policy and the CPU list are fakes; the QEMU timer and
- * thread code are the real ones.
+ * the doorbell, the bound timer the main loop polices, what is left when
+ * the vCPU's thread exits, and reset and restore, which run off it.  The
+ * scheduling backend, the clocks, the guest area, the policy and the CPU
+ * list are fakes; the QEMU timer and thread code are the real ones.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -32,6 +32,7 @@ static struct {
     int config_reads;       /* one per evaluation of the guest's request */
     int areas_mapped;       /* references held on guest memory */
     int wakeups;            /* of the main loop, for a timer moved */
+    bool off_thread;        /* reset, restore: the backend must not run */
     PvschedBoostConfig cfg;
     struct pvsched_area area;
 } w;
@@ -40,18 +41,22 @@ static CPUState fake_cpu;
 
 static int fake_get(PvschedSchedAttr *attr, void *opaque)
 {
+    g_assert_false(w.off_thread);
     *attr = w.attr;
     return 0;
 }
 
 static int fake_set(const PvschedSchedAttr *attr, void *opaque)
 {
+    /* Off the vCPU thread it would change another thread's attributes. */
+    g_assert_false(w.off_thread);
     w.attr = *attr;
     return 0;
 }
 
 static int64_t fake_thread_cpu_ns(void *opaque)
 {
+    g_assert_false(w.off_thread);
     w.cpu_reads++;
     return w.cpu_ns;
 }
@@ -125,6 +130,7 @@ void qemu_timer_notify_cb(void *opaque, QEMUClockType type)
 }
 
 static PvschedVcpu vcpu;
+static uint64_t msr;            /* the CPU's CPUX86State.pvsched_msr */
 
 static void setup(void)
 {
@@ -137,6 +143,7 @@ static void setup(void)
         .cooldown_ns = 27000 * US,
     };
     pvsched_vcpu_init(&vcpu, 0, NULL);
+    msr = 0;
 }
 
 /* What kvm_cpu_exec() does at every KVM_RUN return. */
@@ -148,10 +155,35 @@ static void guest_exit(uint8_t req)
 
 static void enable_and_boost(void)
 {
-    g_assert_true(pvsched_vcpu_msr_write(&vcpu, AREA_GPA | PVSCHED_MSR_ENABLE));
+    g_assert_true(pvsched_vcpu_msr_write(&vcpu, &msr,
+                                         AREA_GPA | PVSCHED_MSR_ENABLE));
+    g_assert_cmphex(msr, ==, AREA_GPA | PVSCHED_MSR_ENABLE);
     guest_exit(PVSCHED_REQ_BOOST);
     g_assert_cmpuint(vcpu.st.status, ==, PVSCHED_STATUS_BOOSTED);
     g_assert_cmpuint(w.attr.policy, ==, SCHED_FIFO);
+}
+
+/* Reset's hold phase, off the vCPU thread: the device clears the MSR. */
+static void reset(void)
+{
+    w.off_thread = true;
+    msr = 0;
+    pvsched_vcpu_reset(&vcpu);
+    w.off_thread = false;
+}
+
+/* post_load, off the vCPU thread: the MSR value was loaded into the CPU. */
+static bool restore(uint64_t val)
+{
+    const char *why = NULL;
+    bool ok;
+
+    w.off_thread = true;
+    msr = val;
+    ok = pvsched_vcpu_restore(&vcpu, val, CLOCK_THREAD_CPUTIME_ID, &why);
+    w.off_thread = false;
+    g_assert(ok || why);
+    return ok;
 }
 
 static int64_t realtime_ns(void)
@@ -271,8 +303,7 @@ static void test_restore_polices_static_boost(void)
     w.cfg.mode = PVSCHED_STATE_STATIC;
     pvsched_vcpu_apply(&vcpu);      /* realize: static mode boosts */
     g_assert_cmpuint(w.attr.policy, ==, SCHED_FIFO);
-    g_assert_true(pvsched_vcpu_restore(&vcpu, AREA_GPA | PVSCHED_MSR_ENABLE,
-                                       CLOCK_THREAD_CPUTIME_ID));
+    g_assert_true(restore(AREA_GPA | PVSCHED_MSR_ENABLE));
     g_assert_cmpuint(vcpu.st.status, ==, PVSCHED_STATUS_BOOSTED);
     g_assert_true(timer_pending(vcpu.bound_timer));
     g_assert_cmpint(timer_expire_time_ns(vcpu.bound_timer), <=,
@@ -296,7 +327,7 @@ static void test_reregister_keeps_static_bound(void)
     enable_and_boost();
     for (i = 0; i < 3; i++) {
         w.cpu_ns += MAX_BOOST_NS * 2 / 3;
-        g_assert_true(pvsched_vcpu_msr_write(&vcpu,
+        g_assert_true(pvsched_vcpu_msr_write(&vcpu, &msr,
                                              AREA_GPA | PVSCHED_MSR_ENABLE));
         g_assert_cmpuint(vcpu.st.status, ==, PVSCHED_STATUS_BOOSTED);
         g_assert_true(timer_pending(vcpu.bound_timer));
@@ -388,10 +419,12 @@ static void test_doorbell_evaluated_once(void)
     int evals;
 
     setup();
-    g_assert_true(pvsched_vcpu_msr_write(&vcpu, AREA_GPA | PVSCHED_MSR_ENABLE));
+    g_assert_true(pvsched_vcpu_msr_write(&vcpu, &msr,
+                                         AREA_GPA | PVSCHED_MSR_ENABLE));
     evals = w.config_reads;
     guest_exit(PVSCHED_REQ_BOOST);
-    g_assert_true(pvsched_vcpu_msr_write(&vcpu, PVSCHED_MSR_DOORBELL));
+    g_assert_true(pvsched_vcpu_msr_write(&vcpu, &msr, PVSCHED_MSR_DOORBELL));
+    g_assert_cmphex(msr, ==, AREA_GPA | PVSCHED_MSR_ENABLE);
     g_assert_cmpint(w.config_reads - evals, ==, 1);
     g_assert_cmpuint(vcpu.st.status, ==, PVSCHED_STATUS_BOOSTED);
     g_assert_cmpuint(w.area.boost_status, ==, PVSCHED_STATUS_BOOSTED);
@@ -420,7 +453,6 @@ static void test_thread_exit_tears_down(void)
     g_assert_false(timer_pending(vcpu.bound_timer));
     g_assert_cmpuint(vcpu.st.status, ==, PVSCHED_STATUS_DISABLED);
     g_assert_false(vcpu.st.boosted);
-    g_assert_cmphex(vcpu.msr_val, ==, 0);
     g_assert_cmpuint(vcpu.st.boosts, ==, 0);
 
     /* The next thread for this vCPU starts clean, and can boost. */
@@ -447,6 +479,97 @@ static void test_bound_check_after_unplug(void)
     fire_bound_timer();
     g_assert_cmpint(w.kicks, ==, 0);
     g_assert_false(timer_pending(vcpu.bound_timer));
+}
+
+/*
+ * Defect: reset queued the whole disable on the vCPU thread, so the
+ * registration outlived the reset until the vCPU ran its queue.  It now
+ * ends in the reset, off the thread, which changes no thread attributes
+ * (the fake backend asserts it) and leaves the guest's memory alone; the
+ * thread gives its boost back when it runs the work queued for it.
+ */
+static void test_reset_ends_registration_at_once(void)
+{
+    setup();
+    enable_and_boost();
+    reset();
+    g_assert_cmpuint(vcpu.st.status, ==, PVSCHED_STATUS_DISABLED);
+    g_assert_null(vcpu.area.hva);
+    g_assert_cmpint(w.areas_mapped, ==, 0);
+    g_assert_cmpuint(w.area.boost_status, ==, PVSCHED_STATUS_BOOSTED);
+    g_assert_cmpuint(w.attr.policy, ==, SCHED_FIFO);
+    g_assert_true(pvsched_vcpu_unsettled(&vcpu));
+
+    pvsched_vcpu_settle(&vcpu);     /* the work reset queued */
+    g_assert_cmpuint(w.attr.policy, ==, SCHED_OTHER);
+    g_assert_false(vcpu.st.boosted);
+    g_assert_false(pvsched_vcpu_unsettled(&vcpu));
+    g_assert_cmpuint(vcpu.st.status, ==, PVSCHED_STATUS_DISABLED);
+    g_assert_cmpuint(w.area.boost_status, ==, PVSCHED_STATUS_BOOSTED);
+
+    /* Static mode keeps its boost, registered or not: nothing is owed. */
+    setup();
+    w.cfg.mode = PVSCHED_STATE_STATIC;
+    enable_and_boost();
+    reset();
+    g_assert_false(pvsched_vcpu_unsettled(&vcpu));
+    g_assert_cmpuint(w.attr.policy, ==, SCHED_FIFO);
+}
+
+/*
+ * Defect: loadvm resets, then loads: the reset's queued work ran after
+ * the load and disabled the registration just loaded, and the load
+ * itself unboosted on the thread that loads (the main loop) rather than
+ * the vCPU's.  Now the load registers off the thread, the guest sees
+ * NORMAL at once, and the thread's first act, whatever it is (the queued
+ * settle, or an exit before it), gives the old boost back; the late
+ * settle then changes nothing.  A boost taken after that gives back the
+ * thread's own attributes, not the boosted ones.
+ */
+static void test_restore_before_settle(void)
+{
+    setup();
+    w.attr = (PvschedSchedAttr) { .policy = SCHED_OTHER, .nice = 5 };
+    enable_and_boost();
+    reset();
+    w.area.boost_status = PVSCHED_STATUS_BOOSTED;   /* the snapshot's */
+    g_assert_true(restore(AREA_GPA | PVSCHED_MSR_ENABLE));
+    g_assert_cmpuint(vcpu.st.status, ==, PVSCHED_STATUS_NORMAL);
+    g_assert_cmpuint(w.area.boost_status, ==, PVSCHED_STATUS_NORMAL);
+    g_assert_nonnull(vcpu.area.hva);
+    g_assert_true(pvsched_vcpu_unsettled(&vcpu));
+
+    /* An exit first: it settles, then boosts from the thread's own. */
+    guest_exit(PVSCHED_REQ_BOOST);
+    g_assert_cmpuint(vcpu.st.status, ==, PVSCHED_STATUS_BOOSTED);
+    g_assert_cmpint(vcpu.st.saved.nice, ==, 5);
+    pvsched_vcpu_settle(&vcpu);     /* late: finds nothing owed */
+    g_assert_cmpuint(vcpu.st.status, ==, PVSCHED_STATUS_BOOSTED);
+    g_assert_nonnull(vcpu.area.hva);
+    guest_exit(PVSCHED_REQ_UNBOOST);
+    g_assert_cmpuint(w.attr.policy, ==, SCHED_OTHER);
+    g_assert_cmpint(w.attr.nice, ==, 5);
+
+    /* The settle first, as the queue has it: the registration stays. */
+    guest_exit(PVSCHED_REQ_BOOST);
+    reset();
+    g_assert_true(restore(AREA_GPA | PVSCHED_MSR_ENABLE));
+    g_assert_cmpuint(w.attr.policy, ==, SCHED_FIFO);
+    pvsched_vcpu_settle(&vcpu);
+    g_assert_cmpuint(w.attr.policy, ==, SCHED_OTHER);
+    g_assert_cmpuint(vcpu.st.status, ==, PVSCHED_STATUS_NORMAL);
+    g_assert_nonnull(vcpu.area.hva);
+    g_assert_cmpint(w.areas_mapped, ==, 1);
+}
+
+/* A value the machine cannot honour: refused, nothing changed. */
+static void test_restore_refuses(void)
+{
+    setup();
+    g_assert_false(restore(AREA_GPA));
+    g_assert_false(restore(AREA_GPA | PVSCHED_MSR_ENABLE | 0x2));
+    g_assert_cmpuint(vcpu.st.status, ==, PVSCHED_STATUS_DISABLED);
+    g_assert_cmpint(w.areas_mapped, ==, 0);
 }
 
 int main(int argc, char **argv)
@@ -477,5 +600,10 @@ int main(int argc, char **argv)
                     test_thread_exit_tears_down);
     g_test_add_func("/pvsched/vcpu/unplug/bound-check-after",
                     test_bound_check_after_unplug);
+    g_test_add_func("/pvsched/vcpu/reset/at-once",
+                    test_reset_ends_registration_at_once);
+    g_test_add_func("/pvsched/vcpu/reset/restore-before-settle",
+                    test_restore_before_settle);
+    g_test_add_func("/pvsched/vcpu/restore/refuses", test_restore_refuses);
     return g_test_run();
 }
