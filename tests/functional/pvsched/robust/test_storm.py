@@ -18,9 +18,9 @@ hog pinned to the same CPU.  On the ASan+UBSan QEMU:
   two other engineers' builds and VMs).  Hogs and vCPU threads run at
   nice -10 so that other SCHED_OTHER load takes little.  What makes the
   promise up is also checked on its own, in CPU time: each boost ran at
-  most max-boost-us + one host tick, at most one boost per
-  max-boost-us + cooldown-us of real time, and outside its boosts the
-  vCPU got no more CPU than the hog (80% margin);
+  most max-boost-us + one host tick (two in the L1 VM: OVERRUN_NS), at
+  most one boost per max-boost-us + cooldown-us of real time, and
+  outside its boosts the vCPU got no more CPU than the hog (80% margin);
 - PVSCHED_THROTTLED stays rate-limited: monitor.c lets one event per
   vCPU through per second (patches/0009), so at most floor(T) + 2 per
   vCPU over T seconds, while the vCPUs are throttled tens of times a
@@ -68,6 +68,14 @@ LEAD_S = 0.5                    # storm start -> measured window
 # 1.5 s) found QEMU gone at its first query-pvsched (BrokenPipeError).
 TAIL_S = 20
 STORM_RE = re.compile(r'^INFO storm cpu=(\d+) (.*)$')
+# How far past max-boost-us a boost may run on average: one host tick
+# (the CPU clock's granularity) where KVM is the host's.  In the L1 VM
+# (issue 12) every timer interrupt and every kick is a nested exit that
+# TCG emulates.  Traced there (pvsched_bound_kick, pvsched_status), the
+# ASan main loop's 3 ms bound check ran 0.5-2.4 ms late and its kick
+# took about 1 ms more of the vCPU's CPU time to land: 5-6 ms per boost
+# on an idle host, 9.6 ms with a build running on it.  Two ticks there.
+OVERRUN_NS = TICK_NS * (2 if os.environ.get('PVSCHED_IN_L1') else 1)
 
 
 def log(msg):
@@ -201,8 +209,8 @@ class StormTest(RobustTestCase):
                                  f'in {span:.1f} s: not rate-limited')
             self.assertLess(events[i], vcpus[i]['throttles'], vcpus[i])
             # The bound itself, in CPU time: no boost ran past
-            # max-boost-us by more than a host tick on average.
-            self.assertLessEqual(per_boost[i], MAX_BOOST_NS + TICK_NS,
+            # max-boost-us by more than OVERRUN_NS on average.
+            self.assertLessEqual(per_boost[i], MAX_BOOST_NS + OVERRUN_NS,
                                  vcpus[i])
             # ... and a cooldown after each: at most one boost per
             # max-boost-us + cooldown-us of real time (a slow machine
