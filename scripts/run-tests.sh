@@ -123,35 +123,6 @@ disabled_refuses_bit() {
 # here); make bench compares with it.
 BENCH_QUICK=--no-stock
 
-# Stopgap (issues 12, 15, 16): in the L1 VM the four ASan robustness
-# tests are skipped, loudly, until these are found:
-# - the L1 itself stopped (QEMU exit status 0, no panic on its console)
-#   during test_churn/test_qmp_abuse in a clean-clone run;
-# - test_fuzz's guest died with a KVM emulation failure at EIP=0xfed00381
-#   (inside the HPET's MMIO) in the middle of its MSR writes (seed
-#   3131502134), unexplained; the coverage-guided fuzz-short still runs;
-# - test_storm's FIFO main loop, policing two storming vCPUs' bounds
-#   under ASan, takes 70-100% of one of L1's two CPUs and starves the
-#   test's QMP client (3 of 3 runs): the emulator threads need a bound.
-# PVSCHED_ROBUST_IN_L1=1 runs them there.
-# In the L1 VM itself, or on the host that is about to start one.
-robust_skipped_in_l1() {
-    { [ -n "${PVSCHED_IN_L1:-}" ] || [ "${PVSCHED_KVM_WHERE:-}" = l1 ]; } &&
-        [ -z "${PVSCHED_ROBUST_IN_L1:-}" ]
-}
-
-suite_robust() {
-    if robust_skipped_in_l1; then
-        log "SKIPPED: the 4 robustness tests (ASan) in the L1 VM: the L1" \
-            "stopped during them once, the fuzz guest died once, the storm's" \
-            "main loop starves the test (issues 12, 15, 16);" \
-            "PVSCHED_ROBUST_IN_L1=1 runs them"
-        add "robust (SKIPPED in the L1 VM, issues 12, 15, 16)" 0 0 4
-        return
-    fi
-    suite_summary robust python3 tests/functional/pvsched/robust/run.py
-}
-
 # Stopgap for issue 12, in the L1 VM only: a benchmark whose guest hung
 # as the L1 platform's do (guest silent, QEMU alive, a vCPU spinning)
 # runs once more, loudly; one that fails again, or otherwise, fails.
@@ -180,7 +151,7 @@ kvm_suites() {
     check bench-quick bench_quick
     grep -h "L1 FLAKE" "$results/bench-quick.log" >&2 || true
     check without-pvsched-kvm disabled_refuses_bit
-    suite_robust
+    suite_summary robust python3 tests/functional/pvsched/robust/run.py
     # Not run yet: guest/linux/test.py (the Linux guest test).
 }
 
@@ -235,14 +206,7 @@ log "KVM suites run $([ "$PVSCHED_KVM_WHERE" = host ] && echo "on this host" ||
 # What the KVM suites run is built, and what they use is installed, here:
 # an L1 VM has no network, and builds in it would be emulated.
 check test-deps bash scripts/install-deps.sh --test
-# The ASan build serves the robustness tests only: where they are
-# skipped, so is it (a full -O0 build, ~17 of a cold run's minutes).
-if robust_skipped_in_l1; then
-    log "SKIPPED: the ASan build: the robustness tests it is for are skipped in the L1 VM (below)"
-    add "asan-build (SKIPPED with the robustness tests)" 0 0 1
-else
-    check asan-build bash scripts/build-asan.sh
-fi
+check asan-build bash scripts/build-asan.sh
 check build-without-pvsched build_disabled
 check bench-build python3 bench/run.py --quick $BENCH_QUICK --build-only
 suite_unit
