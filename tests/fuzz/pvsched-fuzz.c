@@ -732,6 +732,7 @@ static void reset_world(void)
     aio_bh_poll(qemu_get_aio_context());
     memset(&w, 0, sizeof(w));
     memset(ram, 0, sizeof(ram));
+    msr = 0;                    /* a new CPU, as the new vCPU */
     init_regions();
     w.cfg = (PvschedBoostConfig) {
         .mode = PVSCHED_STATE_DYNAMIC,
