@@ -129,9 +129,14 @@ class EmulatorBoundTest(unittest.TestCase):
             tid = io[0]['thread-id'] if io else vm.pid
             self.assertEqual(vm.sched(tid)[0], want)
             vcpus = vm.vcpu_tids().values()
-            v0 = sum(sched_stats(vm.pid, v)[0] for v in vcpus)
-            res = measure(vm.pid, tid, hogs)
-            res['vcpu'] = sum(sched_stats(vm.pid, v)[0] for v in vcpus) - v0
+            try:
+                v0 = sum(sched_stats(vm.pid, v)[0] for v in vcpus)
+                res = measure(vm.pid, tid, hogs)
+                res['vcpu'] = sum(sched_stats(vm.pid, v)[0]
+                                  for v in vcpus) - v0
+            except FileNotFoundError as e:
+                # A thread of QEMU's is gone: the guest never stops.
+                self.fail(f'{pvsched_vm.QEMU_ENDED}: {e}{vm.report()}')
             self.assertIsNone(vm.proc.poll(), 'QEMU exited')
             # The guest is still kicking, and QMP still answers.
             vm.qmp('query-status')
