@@ -140,6 +140,33 @@ bench_quick() {
     echo "L1 FLAKE (issue 12): bench-quick: $hung passed when run again"
 }
 
+# Stopgap for issue 12, as bench_quick's: in the L1 VM, robust tests that
+# failed while a guest hung as L2 guests there do (guest silent, QEMU
+# alive: seen in test_qmp_abuse, its vCPU holding L1's own registers)
+# run once more, loudly; the totals count the second verdicts.
+robust_tests() {
+    local run=tests/functional/pvsched/robust/run.py
+    local first=$results/robust.first.log again=$results/robust.again.log
+    local hung line p f s p2=0
+    python3 "$run" 2>&1 | tee "$first"
+    [ "${PIPESTATUS[0]}" -ne 0 ] || return 0
+    [ -n "${PVSCHED_IN_L1:-}" ] &&
+        grep -q "timed out waiting for the guest" "$first" &&
+        grep -q -- "--- QEMU still running ---" "$first" || return 1
+    hung=$(sed -nE 's/^(FAIL|ERROR) +([^ ]+) \(.*/\2/p' "$first" | tr '\n' ' ')
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$first" | tail -n 1)
+    [ -n "$hung" ] && [ -n "$line" ] || return 1
+    read -r p _ f _ s _ <<< "${line//,/}"
+    echo "L1 FLAKE (issue 12): robust: $hung failed as L2 guests in the L1 VM do; running them once more"
+    # shellcheck disable=SC2086
+    python3 "$run" $hung 2>&1 | tee "$again"
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$again" | tail -n 1)
+    [ -z "$line" ] || read -r p2 _ <<< "${line//,/}"
+    echo "L1 FLAKE (issue 12): robust: $p2 of them passed when run again"
+    echo "$((p + p2)) passed, $((f - p2)) failed, ${s:-0} skipped"
+    [ $((f - p2)) -eq 0 ]
+}
+
 # The suites that need KVM; where KVM is in the L1 VM, all of them run
 # in one boot of it.
 kvm_suites() {
@@ -151,7 +178,7 @@ kvm_suites() {
     check bench-quick bench_quick
     grep -h "L1 FLAKE" "$results/bench-quick.log" >&2 || true
     check without-pvsched-kvm disabled_refuses_bit
-    suite_summary robust python3 tests/functional/pvsched/robust/run.py
+    suite_summary robust robust_tests
     # Not run yet: guest/linux/test.py (the Linux guest test).
 }
 
