@@ -1,7 +1,8 @@
 """KVM test: the boost bound holds whatever the guest does.
 
 (a) a guest that BOOSTs and then spins without a single exit is unboosted
-    after max-boost-us of CPU time plus at most one host tick;
+    after max-boost-us of CPU time plus at most one host tick (two in
+    the L1 VM: OVERRUN_NS);
 (b) a rogue guest that keeps BOOST and exits regularly, with its vCPU
     thread and a CPU hog pinned to the same host CPU, leaves the hog at
     least 40% of that CPU (without the bound: what RT throttling leaves);
@@ -26,6 +27,17 @@ from pvsched_vm import PvschedVM
 BOUNDED = ('mode=dynamic,boost-class=fifo,boost-priority=8,'
            'max-boost-us=3000,cooldown-us=27000')
 TICK_NS = 4_000_000             # HZ=250: one host tick
+# How far past max-boost-us a boost may run: one host tick (the CPU
+# clock's granularity) where KVM is the host's.  In the L1 VM (issue 12)
+# every timer interrupt and every kick is a nested exit that TCG
+# emulates, and L1 charges the time its host takes its CPU away (it has
+# no steal clock) to the thread it was running.  Traced there
+# (pvsched_bound_kick, pvsched_status), the main loop's 3 ms bound check
+# ran 0.5-2.4 ms late and its kick took about 1 ms more of the vCPU's
+# CPU time to land: 5-6 ms per boost on an idle host, 8.2 ms in a CI run
+# (test_bound), 9.6 ms with a build running on the host.  Two ticks
+# there: still a small fraction of what an unbounded boost would take.
+OVERRUN_NS = TICK_NS * (2 if os.environ.get('PVSCHED_IN_L1') else 1)
 MEASURE_ATTEMPTS = 3
 HOG = 'while True: pass'
 
@@ -124,7 +136,7 @@ class BoundTest(unittest.TestCase):
             self.fail('cannot run KVM tests: ' + '; '.join(problems))
 
     def test_bound_in_cpu_time(self):
-        """(a) and (c): throttled after the bound plus one tick at most."""
+        """(a) and (c): throttled after the bound plus OVERRUN_NS at most."""
         for attempt in range(1, MEASURE_ATTEMPTS + 1):
             if self.boosted_spin(attempt == MEASURE_ATTEMPTS):
                 return
@@ -157,9 +169,9 @@ class BoundTest(unittest.TestCase):
             print(f'\n  boosted for {lower / 1e6:.3f} to {upper / 1e6:.3f} '
                   f'ms of CPU time ({len(watch.samples)} samples); QEMU '
                   f'says {v["boosted-ns"] / 1e6:.3f} ms', file=sys.stderr)
-            self.assertLessEqual(lower, 3_000_000 + TICK_NS,
+            self.assertLessEqual(lower, 3_000_000 + OVERRUN_NS,
                                  f'boosted for at least {lower} ns of CPU '
-                                 f'time, bound 3 ms + one tick')
+                                 f'time, bound 3 ms + {OVERRUN_NS} ns')
             if upper - lower > TICK_NS:
                 # Only when the sampler was held off, its CPU not running
                 # (an L1 whose host is overloaded): no measurement.

@@ -46,7 +46,7 @@ import time
 import sanitizers  # noqa: F401  (first: the ASan QEMU and its options)
 from sanitizers import RobustTestCase
 import pvsched_vm
-from test_bound import BOUNDED, HOG, TICK_NS, cpu_ns
+from test_bound import BOUNDED, HOG, OVERRUN_NS, cpu_ns
 
 POLICY = BOUNDED                # max-boost-us=3000, cooldown-us=27000
 MAX_BOOST_NS = 3_000_000
@@ -75,14 +75,6 @@ L1_FLAKY = ('In L1 its vCPUs overran the 3 ms bound by 2-3 ms per boost '
             'main loop\'s timer and the kick are nested exits TCG emulates; '
             'where the rest of the delay comes from is not found yet.')
 STORM_RE = re.compile(r'^INFO storm cpu=(\d+) (.*)$')
-# How far past max-boost-us a boost may run on average: one host tick
-# (the CPU clock's granularity) where KVM is the host's.  In the L1 VM
-# (issue 12) every timer interrupt and every kick is a nested exit that
-# TCG emulates.  Traced there (pvsched_bound_kick, pvsched_status), the
-# ASan main loop's 3 ms bound check ran 0.5-2.4 ms late and its kick
-# took about 1 ms more of the vCPU's CPU time to land: 5-6 ms per boost
-# on an idle host, 9.6 ms with a build running on it.  Two ticks there.
-OVERRUN_NS = TICK_NS * (2 if os.environ.get('PVSCHED_IN_L1') else 1)
 
 
 def log(msg):
