@@ -5,7 +5,8 @@ They run QEMU built with ASan+UBSan (build/qemu-asan, scripts/build-asan.sh)
 with options that make any sanitizer report abort it (sanitizers.py says
 which and why), and each test fails on a report in QEMU's stderr.
 
-Prints one line per test as it ends, then the failures' details, then
+Prints one line per test as it ends, with its failure's details right
+after it (an L1 VM that freezes later must not take them along), then
 exactly one summary line `N passed, N failed, N skipped`; exits 0 only
 when nothing failed and something ran.  A missing ASan binary, /dev/kvm or
 guest is a failure (loudly announced), never a skip.
@@ -67,6 +68,11 @@ class LineResult(unittest.TestResult):
         self.verdicts.append(self._verdict)
         print(f'{self._verdict:5} {test.id()} '
               f'({time.monotonic() - self._t0:.1f} s)', flush=True)
+        for kind, items in (('FAIL', self.failures), ('ERROR', self.errors)):
+            for failed, trace in items:
+                if failed is test:
+                    print(f'\n{"=" * 72}\n{kind}: {test.id()}\n'
+                          f'{"-" * 72}\n{trace}', flush=True)
 
 
 def load(names):
@@ -90,9 +96,6 @@ def main(argv):
     result = LineResult()
     load(argv).run(result)
 
-    for kind, items in (('FAIL', result.failures), ('ERROR', result.errors)):
-        for test, trace in items:
-            print(f'\n{"=" * 72}\n{kind}: {test.id()}\n{"-" * 72}\n{trace}')
     # Per test: one that failed and then failed again in cleanup is one.
     passed = result.verdicts.count('ok')
     skipped = result.verdicts.count('skip')
