@@ -125,10 +125,36 @@ for i in "${!rw[@]}"; do
     args+=(-virtfs "local,path=${rw[$i]},mount_tag=rw$i,security_model=none,multidevs=remap")
 done
 
+# The console is kept past the run directory: a refused VMRUN's VMCB
+# (kvm_amd.dump_invalid_vmcb) is longer than its tail.
 console_tail() {
-    echo "---- last lines of the L1 console ($run/console.log) ----" >&2
+    local keep
+    keep=$work/console.$(date +%s).log
+    cp "$run/console.log" "$keep" 2>/dev/null || true
+    echo "---- last lines of the L1 console (all of it: $keep) ----" >&2
     tail -n 40 "$run/console.log" >&2 || true
     echo "----" >&2
+}
+
+# The CPU state L1 stopped in, kept by watch.py.
+l1_stop_report() {
+    [ -f "$run/l1-stop.txt" ] || return 0
+    echo "---- L1's CPUs when it stopped ($run/l1-stop.txt) ----" >&2
+    grep -E '^(L1 |CPU#|R[A-Z0-9]+=|CR0=|EFER|(CS|SS|TR|GDT|IDT) *=)' \
+        "$run/l1-stop.txt" >&2 || true
+    cp "$run/l1-stop.txt" "$work/l1-stop.$(date +%s).txt" 2>/dev/null || true
+}
+
+# An L1 that stopped answering: watch.py writes its CPUs' registers
+# (SIGUSR1) before it is killed, if QEMU's monitor still answers.
+l1_dump_frozen() {
+    local i
+    kill -USR1 "$wpid" 2>/dev/null || return 0
+    for i in $(seq 30); do
+        [ -s "$run/l1-stop.txt" ] && return 0
+        sleep 1
+    done
+    echo "L1: no register dump within 30 s (QEMU's monitor is stuck too)" >&2
 }
 
 # Stream the command's output: what it wrote since the last look.
@@ -186,6 +212,7 @@ while kill -0 "$qpid" 2>/dev/null; do
         why="L1 did not come up within ${stall}s (no heartbeat)"
     fi
     if [ -n "$why" ]; then
+        case $why in *frozen*) l1_dump_frozen ;; esac
         kill -KILL "$qpid" 2>/dev/null || true
         break
     fi
@@ -197,6 +224,7 @@ show_output
 
 if [ -n "$why" ]; then
     console_tail
+    l1_stop_report
     log "L1: error: $why; killed"
     case $why in still*) exit 124 ;; *) exit 125 ;; esac
 fi
@@ -207,12 +235,7 @@ if [ ! -f "$run/status" ]; then
     # triple fault): the CPU state it stopped in, kept by watch.py.
     echo "---- L1 guest errors ($run/qemu-debug.log) ----" >&2
     tail -n 60 "$run/qemu-debug.log" >&2 || true
-    if [ -f "$run/l1-stop.txt" ]; then
-        echo "---- L1's CPUs when it stopped ($run/l1-stop.txt) ----" >&2
-        grep -E '^(L1 |CPU#|R[A-Z0-9]+=|CR0=|EFER|(CS|SS|TR|GDT|IDT) *=)' \
-            "$run/l1-stop.txt" >&2 || true
-        cp "$run/l1-stop.txt" "$work/l1-stop.$(date +%s).txt" 2>/dev/null || true
-    fi
+    l1_stop_report
     log "L1: error: L1 stopped (QEMU exit status $qrc) before the command finished"
     exit 125
 fi

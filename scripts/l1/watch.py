@@ -12,7 +12,8 @@ exit) first has every CPU's registers written to OUT_FILE, the
 instruction pointer named from L1's /proc/kallsyms (which its init
 copies out at boot), then QEMU is
 told to quit.  Those registers are the state in which L1 gave up: the
-only evidence such a stop leaves.
+only evidence such a stop leaves.  SIGUSR1 (run.sh, for an L1 that
+stopped answering) writes them the same way while L1 runs on.
 
 SPDX-License-Identifier: GPL-2.0-or-later
 """
@@ -20,6 +21,7 @@ SPDX-License-Identifier: GPL-2.0-or-later
 import bisect
 import json
 import re
+import signal
 import socket
 import sys
 import time
@@ -87,23 +89,38 @@ def symbolize(text, syms):
     return re.sub(r'(RIP|EIP)=([0-9a-f]+)', name, text)
 
 
+class DumpRequest(Exception):
+    pass
+
+
+def on_usr1(signum, frame):
+    raise DumpRequest()
+
+
+def dump(qmp, out, kallsyms, what):
+    regs = qmp.cmd('human-monitor-command',
+                   **{'command-line': 'info registers -a'})
+    with open(out, 'w') as f:
+        f.write(f'L1 {what}\n')
+        f.write(symbolize(str(regs), kernel_symbols(kallsyms)))
+
+
 def main(sock, out, kallsyms):
     qmp = Qmp(sock)
+    signal.signal(signal.SIGUSR1, on_usr1)
     while True:
         try:
             msg = qmp.recv()
         except EOFError:
             return 0                                # QEMU ended on its own
+        except DumpRequest:
+            dump(qmp, out, kallsyms, 'stopped answering (no heartbeat)')
+            continue
         if msg.get('event') != 'SHUTDOWN':
             continue
         reason = msg.get('data', {}).get('reason', '?')
         if reason != 'guest-shutdown':
-            regs = qmp.cmd('human-monitor-command',
-                           **{'command-line': 'info registers -a'})
-            with open(out, 'w') as f:
-                f.write(f'L1 shutdown, reason: {reason}\n')
-                f.write(symbolize(str(regs),
-                                  kernel_symbols(kallsyms)))
+            dump(qmp, out, kallsyms, f'shutdown, reason: {reason}')
         try:
             qmp.cmd('quit')
         except (EOFError, OSError):

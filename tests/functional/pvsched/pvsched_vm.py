@@ -24,6 +24,8 @@ import subprocess
 import tempfile
 import time
 
+import l1_evidence
+
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
 QEMU = os.environ.get('PVSCHED_QEMU',
                       os.path.join(REPO, 'build', 'qemu-system-x86_64'))
@@ -518,7 +520,7 @@ class PvschedVM:
         threads = ''
         if code is None:
             threads = ('\n--- QEMU threads ---\n' + threads_table(self.pid) +
-                       self._cpu_registers())
+                       self._cpu_registers() + l1_evidence.report(self.pid))
         return ('\n--- guest serial ---\n' + '\n'.join(self.transcript) +
                 ('\n(not yet read:)\n' + unread if unread else '') +
                 '\n--- QEMU stderr ---\n' + self.stderr() +
@@ -533,16 +535,20 @@ class PvschedVM:
             return ''
         self._reporting = True
         try:
+            # internal-error: KVM_RUN failed (an entry the CPU refused).
+            status = self._qmp.cmd('query-status', timeout=10)['status']
             regs = self._qmp.cmd('human-monitor-command', timeout=10,
                                  **{'command-line': 'info registers -a'})
         except Exception as e:           # e.g. the BQL is never released
+            status = '?'
             regs = f'(info registers failed: {str(e).splitlines()[0]})'
         finally:
             self._reporting = False
         keep = re.compile(r'^(CPU#|[ER]AX=|[ER]SI=|[ER]IP=|CR0=)')
         lines = [guest_symbolize(l) for l in regs.splitlines()
                  if keep.match(l) or l.startswith('(')]
-        return '\n--- vCPU registers ---\n' + '\n'.join(lines)
+        return (f'\n--- vCPU registers (run state: {status}) ---\n' +
+                '\n'.join(lines))
 
     # ---- QMP ---------------------------------------------------------------
 

@@ -47,6 +47,7 @@ import xml.etree.ElementTree as ET
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
+import l1_evidence  # noqa: E402
 import pvsched_vm  # noqa: E402  (failure reports, shared with the KVM tests)
 REPO = os.path.abspath(os.path.join(HERE, '..', '..', '..', '..'))
 QEMU = os.environ.get('PVSCHED_QEMU',
@@ -751,8 +752,11 @@ class LibvirtTest:
         keep = re.compile(r'^(CPU#|[ER]AX=|[ER]SI=|[ER]IP=|CR0=)')
         regs = [pvsched_vm.guest_symbolize(l) for l in p.stdout.splitlines()
                 if keep.match(l)]
-        info('--- vCPU registers ---\n' + ('\n'.join(regs) or out(p)))
-        info('--- QEMU log ---\n' + self.qemu_log())
+        st = virsh('domstate', DOMAIN, '--reason', timeout=30)
+        info(f'--- vCPU registers (domstate: {out(st)}) ---\n' +
+             ('\n'.join(regs) or out(p)))
+        info('--- QEMU log ---\n' + self.qemu_log() +
+             l1_evidence.report(pid))
 
     def drive_guest(self, tids, pid, last_try=True):
         """Resume, follow the guest to every WAIT and check the vCPU.

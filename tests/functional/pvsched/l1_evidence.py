@@ -1,0 +1,53 @@
+"""What the L1 VM (scripts/l1) knows about an L2 guest that stopped.
+
+Issue 12: in the L1 VM, L2 guests now and then stop talking with their
+QEMU alive, a vCPU holding L1's own state at its VMRUN.  The L1's init
+turns on two records for that (scripts/l1/init): the kvm_exit and
+kvm_userspace_exit trace events, in a small ring, and kvm_amd's
+dump_invalid_vmcb, which logs the VMCB of an entry the (emulated) CPU
+refused.  A failure report in L1 appends what they hold for the QEMU
+under test.  Outside L1, or when they cannot be read, nothing.
+
+SPDX-License-Identifier: GPL-2.0-or-later
+"""
+
+import os
+import subprocess
+
+IN_L1 = bool(os.environ.get('PVSCHED_IN_L1'))
+TRACE = '/sys/kernel/tracing/trace'
+LINES = 25
+
+
+def _trace_of(pid):
+    """The last kvm trace lines of pid's threads ('comm-tid' in each)."""
+    try:
+        tids = os.listdir(f'/proc/{pid}/task')
+        with open(TRACE) as f:
+            lines = f.readlines()
+    except OSError as e:
+        return f'(cannot read {TRACE}: {e})'
+    mine = [l.rstrip() for l in lines
+            if any(f'-{t} ' in l for t in tids)]
+    return '\n'.join(mine[-LINES:]) or '(no kvm events of this QEMU)'
+
+
+def _kernel_log():
+    """The L1 kernel's last messages from KVM (a refused VMRUN, say)."""
+    try:
+        out = subprocess.run(['dmesg'], capture_output=True, text=True,
+                             timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f'(dmesg: {e})'
+    keep = [l for l in out.splitlines()
+            if any(w in l for w in ('kvm', 'svm', 'SVM', 'VMCB', 'vmcb'))]
+    return '\n'.join(keep[-LINES:]) or '(nothing from KVM)'
+
+
+def report(pid):
+    """Text for a failure report of the QEMU with this pid, in L1."""
+    if not IN_L1:
+        return ''
+    return ('\n--- L1: kvm trace of this QEMU (last lines) ---\n' +
+            _trace_of(pid) +
+            '\n--- L1: kernel log, KVM lines ---\n' + _kernel_log())
