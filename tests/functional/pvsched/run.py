@@ -25,6 +25,26 @@ sys.path.insert(0, HERE)
 import pvsched_vm  # noqa: E402
 
 
+class PromptResult(unittest.TextTestResult):
+    """Prints a failure's details as soon as it happens, not only in the
+    summary at the end: an L1 VM that freezes later in the run must not
+    take them along (seen in a clean run: test_other_nice's FAIL line was
+    all that was left)."""
+
+    def _now(self, kind, test, err):
+        self.stream.writeln(f'\n{kind}: {test.id()}\n'
+                            f'{self._exc_info_to_string(err, test)}')
+        self.stream.flush()
+
+    def addFailure(self, test, err):
+        super().addFailure(test, err)
+        self._now('FAIL', test, err)
+
+    def addError(self, test, err):
+        super().addError(test, err)
+        self._now('ERROR', test, err)
+
+
 def l1_hang(text):
     """A failure that looks like the L1 platform's own: the L2 guest
     stopped talking while its QEMU lived on, a vCPU spinning (seen in
@@ -78,7 +98,8 @@ def main(names):
     else:
         suite = loader.discover(HERE, pattern='test_*.py', top_level_dir=HERE)
     # Runner output on stdout, so it is ordered with our summary line.
-    runner = unittest.TextTestRunner(stream=sys.stdout, verbosity=2)
+    runner = unittest.TextTestRunner(stream=sys.stdout, verbosity=2,
+                                     resultclass=PromptResult)
     result = runner.run(suite)
 
     failed = (len(result.failures) + len(result.errors) +
