@@ -236,6 +236,10 @@ check test-deps bash scripts/install-deps.sh --test
 check asan-build bash scripts/build-asan.sh
 check build-without-pvsched build_disabled
 check bench-build python3 bench/run.py --quick $BENCH_QUICK --build-only
+# The QEMU whose TCG runs the L1 VM, with its fixes (scripts/l1).
+if [ "$PVSCHED_KVM_WHERE" = l1 ]; then
+    check l1-qemu-build bash scripts/l1/build-qemu.sh
+fi
 suite_unit
 # A minute of coverage-guided fuzzing of what a guest controls (the
 # documented long run is scripts/fuzz.sh --runs 10000000).

@@ -1,24 +1,12 @@
 #!/usr/bin/env bash
-# Fetch what the L1 VM is made of from Debian's archive and cache it in
-# $PVSCHED_CACHE/l1: QEMU 10.0.x from bookworm-backports (its TCG runs
-# the L1), Debian's 6.1 kernel with its modules, and busybox.  Prints
-# the cache directory.  Quick when everything is already there.
-#
-# Why QEMU 10.0.x and not bookworm's 7.2: with 7.2, multi-threaded TCG
-# froze L1 in 4 of 11 runs (both CPUs looping in exc_int3 at a kernel
-# text-patching site: a stale translation of the temporary int3).
+# Fetch the L1 VM's kernel from Debian's archive and cache it in
+# $PVSCHED_CACHE/l1: Debian's 6.1 kernel with its modules, and busybox.
+# Prints the cache directory.  Quick when everything is already there.
+# The QEMU that runs L1 is built, not fetched (scripts/l1/build-qemu.sh).
 set -euo pipefail
 . "$(dirname "$0")/../pvsched-env.sh"
 
 L1=$PVSCHED_CACHE/l1
-QEMU_MIN=10.0
-
-# Newest version of $1 that the suite $2 offers.
-candidate() {
-    apt-cache madison "$1" 2>/dev/null |
-        awk -F'|' -v s="$2" '$3 ~ s { gsub(/ /, "", $2); print $2 }' |
-        sort -V | tail -n 1
-}
 
 # Extract the .deb files of "pkg=version ..." into $1, once per set of
 # versions (recorded in $1/.pvsched-debs).
@@ -41,28 +29,6 @@ extract() {
     echo "$want" > "$dir/.pvsched-debs"
 }
 
-fetch_qemu() {
-    local v libs
-    v=$(candidate qemu-system-x86 bookworm-backports)
-    [ -n "$v" ] ||
-        die "L1: no qemu-system-x86 in bookworm-backports (apt-get update?)"
-    dpkg --compare-versions "${v#*:}" ge "$QEMU_MIN" ||
-        die "L1: qemu-system-x86 $v is older than $QEMU_MIN: its TCG freezes L1"
-    extract "$L1/qemu" "qemu-system-x86=$v" \
-        "qemu-system-data=$v" \
-        "seabios=$(candidate seabios bookworm-backports)"
-    # The binary's shared libraries are bookworm's own: install them.
-    libs=$(apt-cache depends "qemu-system-x86=$v" 2>/dev/null |
-           sed -n 's/^ *Depends: \(lib[^ ]*\)$/\1/p' | sort -u)
-    bash "$(dirname "$0")/../install-deps.sh" $libs >&2
-    if LD_LIBRARY_PATH= "$L1/qemu/usr/bin/qemu-system-x86_64" --version \
-           > /dev/null 2>"$L1/qemu-error"; then
-        rm -f "$L1/qemu-error"
-    else
-        die "L1: $L1/qemu/usr/bin/qemu-system-x86_64 does not run: $(cat "$L1/qemu-error")"
-    fi
-}
-
 fetch_kernel() {
     local image kver
     image=$(apt-cache depends linux-image-amd64 2>/dev/null |
@@ -76,6 +42,5 @@ fetch_kernel() {
         depmod -b "$L1/kernel" "$kver"
 }
 
-fetch_qemu
 fetch_kernel
 echo "$L1"

@@ -18,7 +18,7 @@
 #
 # For experiments: PVSCHED_L1_TCG_THREAD (multi|single),
 # PVSCHED_L1_APPEND (more L1 kernel arguments), PVSCHED_L1_MEM,
-# PVSCHED_L1_NICE.
+# PVSCHED_L1_NICE, PVSCHED_L1_QEMU (another QEMU binary to run L1 with).
 set -euo pipefail
 . "$(dirname "$0")/../pvsched-env.sh"
 
@@ -58,6 +58,16 @@ done
 
 top=$(pvsched_top)
 l1=$(bash "$top/scripts/l1/fetch.sh")
+# The QEMU that runs L1: ours (quick once built), or another to compare.
+if [ -n "${PVSCHED_L1_QEMU:-}" ]; then
+    qemu=$PVSCHED_L1_QEMU
+else
+    mkdir -p "$top/build"
+    qemu=$(bash "$top/scripts/l1/build-qemu.sh" 2> "$top/build/qemu-l1.log") || {
+        tail -n 30 "$top/build/qemu-l1.log" >&2
+        die "L1: building its QEMU failed (scripts/l1/build-qemu.sh; log: build/qemu-l1.log)"
+    }
+fi
 kdir=$(echo "$l1"/kernel/lib/modules/*)
 kver=${kdir##*/}
 work=$top/build/l1
@@ -110,8 +120,7 @@ trap 'rm -rf "$run"' EXIT
     echo
 } > "$run/cmd.sh"
 
-args=(-L "$l1/qemu/usr/share/seabios" -L "$l1/qemu/usr/share/qemu"
-      -accel tcg,thread="$tcg_thread" -M pc -cpu EPYC,+svm,+npt -smp 2 -m "$mem"
+args=(-accel tcg,thread="$tcg_thread" -M pc -cpu EPYC,+svm,+npt -smp 2 -m "$mem"
       -nodefaults -display none
       # Any shutdown stops L1 and watch.py decides: a triple fault keeps
       # the CPU state it happened in (-no-reboot would exit at once).
@@ -146,15 +155,26 @@ l1_stop_report() {
 }
 
 # An L1 that stopped answering: watch.py writes its CPUs' registers
-# (SIGUSR1) before it is killed, if QEMU's monitor still answers.
+# (SIGUSR1) before it is killed, if QEMU's monitor still answers; and
+# what each thread of its QEMU is doing on this host (a TCG thread
+# spinning in a guest, or one blocked, and where), kept in
+# build/l1/l1-threads.<time>.txt.
 l1_dump_frozen() {
-    local i
-    kill -USR1 "$wpid" 2>/dev/null || return 0
+    local i out=$work/l1-threads.$(date +%s).txt
+    kill -USR1 "$wpid" 2>/dev/null || true
     for i in $(seq 30); do
-        [ -s "$run/l1-stop.txt" ] && return 0
+        [ -s "$run/l1-stop.txt" ] && break
         sleep 1
     done
-    echo "L1: no register dump within 30 s (QEMU's monitor is stuck too)" >&2
+    [ -s "$run/l1-stop.txt" ] ||
+        echo "L1: no register dump within 30 s (QEMU's monitor is stuck too)" >&2
+    {
+        ps -L -o tid,stat,pcpu,time,wchan:32,comm -p "$qpid"
+        timeout 120 gdb -p "$qpid" -batch -nx -x "$top/scripts/l1/cpus.gdb" \
+            -ex 'thread apply all bt 15' 2>&1
+    } > "$out" 2>&1 || true
+    echo "---- L1's QEMU threads on this host (all of it: $out) ----" >&2
+    grep -E '^ *[0-9]+ [A-Z]|^cpu [0-9]+:|^Thread |^#[0-4] ' "$out" | head -n 80 >&2 || true
 }
 
 # Stream the command's output: what it wrote since the last look.
@@ -180,7 +200,7 @@ if ! flock -n 9; then
 fi
 
 log "L1: booting (TCG, $mem, 2 CPUs, nice $nice, timeout ${timeout}s) to run: $*"
-nice -n "$nice" "$l1/qemu/usr/bin/qemu-system-x86_64" "${args[@]}" \
+nice -n "$nice" "$qemu" "${args[@]}" \
     2> "$run/qemu.err" &
 qpid=$!
 python3 "$top/scripts/l1/watch.py" "$run/qmp.sock" "$run/l1-stop.txt" \
@@ -239,6 +259,11 @@ if [ ! -f "$run/status" ]; then
     log "L1: error: L1 stopped (QEMU exit status $qrc) before the command finished"
     exit 125
 fi
+# What scripts/l1/qemu-patches caught: races the stock TCG would have
+# lost an interrupt of L1's to.
+races=$(grep -c '^pvsched-l1: interrupt_request changed' "$run/qemu.err" || true)
+[ "$races" -eq 0 ] ||
+    log "L1: its QEMU caught $races interrupt_request race(s) that stock 10.0 would have lost an interrupt to (scripts/l1/qemu-patches; at most 20 counted)"
 rc=$(cat "$run/status")
 log "L1: command exited with status $rc after $(( SECONDS - start ))s"
 exit "$rc"
