@@ -20,12 +20,13 @@ pristine=$(bash "$top/scripts/fetch-qemu.sh")
 patches=("$top"/scripts/l1/qemu-patches/*.patch)
 
 # The patched tree, in the cache: hard links to the pristine tree, which
-# patch(1) breaks for the files it changes (it writes new ones).
+# patch(1) breaks for the files it changes (it writes new ones).  One
+# path whatever the patches: ccache then recompiles only what they touch.
 key=$(cat "$pristine/.pvsched-pristine" "${patches[@]}" | md5sum | cut -c1-12)
-src=$PVSCHED_CACHE/l1/qemu-src-$key
-if [ ! -f "$src/.pvsched-l1" ]; then
+src=$PVSCHED_CACHE/l1/qemu-src
+if [ "$(cat "$src/.pvsched-l1" 2>/dev/null)" != "$key" ]; then
     log "L1: preparing the L1's QEMU source ($src)"
-    rm -rf "$PVSCHED_CACHE"/l1/qemu-src-*
+    rm -rf "$src" "$src.tmp" "$src"-*
     mkdir -p "$PVSCHED_CACHE/l1"
     cp -al "$pristine" "$src.tmp"
     for p in "${patches[@]}"; do
