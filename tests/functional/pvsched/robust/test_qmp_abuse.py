@@ -54,6 +54,16 @@ JOIN_S = 60                     # the querier must stop within this
 CHECK_EVERY = 25                # compare the policy with the model
 BASELINE = ('SCHED_OTHER', 0, 0)
 RING_RE = re.compile(r'^INFO ring cpu=(\d+) (.*)$')
+# Why it does not run in the L1 VM yet (issue 12).
+L1_FLAKY = ('In L1 it failed 2 of 2 runs in one boot of a clean make '
+            'check (91a24f9), and in session 7 too: vCPU 0 of the L2 guest '
+            'went silent in run state internal-error, holding L1\'s own '
+            'registers (EIP=c044420c, just after VMRUN in kvm_amd, EAX the '
+            'VMCB\'s address, CS64 with L1\'s CR0 and CR3), which QEMU then '
+            'failed to put back ("Failed to set special registers").  L1\'s '
+            'TCG wrote its host state into the guest\'s VMCB; the path is '
+            'not found yet.  No state of pvsched\'s can hold an L1 kernel '
+            'address.')
 
 U32 = {'boost-priority': (1, 99), 'max-boost-us': (0, 10 ** 9),
        'cooldown-us': (0, 10 ** 9), 'emulator-priority': (0, 99),
@@ -277,6 +287,14 @@ class QmpAbuseTest(RobustTestCase):
         return True
 
     def test_policy_churn_while_ringing(self):
+        if os.environ.get('PVSCHED_IN_L1') and \
+           not os.environ.get('PVSCHED_ABUSE_IN_L1'):
+            # Stopgap for issue 12, loud, as test_storm's.
+            bar = '!' * 72
+            print(f'{bar}\nSKIPPED in the L1 VM (issue 12): test_qmp_abuse. '
+                  f'{L1_FLAKY}\nPVSCHED_ABUSE_IN_L1=1 runs it.\n{bar}',
+                  flush=True)
+            self.skipTest('L2 state corrupted by the L1 VM (issue 12)')
         seconds = float(os.environ.get('PVSCHED_ABUSE_SECONDS', 8))
         seed = int(os.environ.get('PVSCHED_ABUSE_SEED') or
                    random.randrange(1, 2 ** 32))
