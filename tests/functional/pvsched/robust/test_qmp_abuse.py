@@ -287,14 +287,7 @@ class QmpAbuseTest(RobustTestCase):
         return True
 
     def test_policy_churn_while_ringing(self):
-        if os.environ.get('PVSCHED_IN_L1') and \
-           not os.environ.get('PVSCHED_ABUSE_IN_L1'):
-            # Stopgap for issue 12, loud, as test_storm's.
-            bar = '!' * 72
-            print(f'{bar}\nSKIPPED in the L1 VM (issue 12): test_qmp_abuse. '
-                  f'{L1_FLAKY}\nPVSCHED_ABUSE_IN_L1=1 runs it.\n{bar}',
-                  flush=True)
-            self.skipTest('L2 state corrupted by the L1 VM (issue 12)')
+        self.skip_in_l1('test_qmp_abuse', L1_FLAKY, 'PVSCHED_ABUSE_IN_L1')
         seconds = float(os.environ.get('PVSCHED_ABUSE_SECONDS', 8))
         seed = int(os.environ.get('PVSCHED_ABUSE_SEED') or
                    random.randrange(1, 2 ** 32))

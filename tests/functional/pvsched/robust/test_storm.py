@@ -97,14 +97,7 @@ class StormTest(RobustTestCase):
         return hog
 
     def test_storm(self):
-        if os.environ.get('PVSCHED_IN_L1') and \
-           not os.environ.get('PVSCHED_STORM_IN_L1'):
-            # Stopgap for issue 12, loud: see L1_FLAKY below.
-            bar = '!' * 72
-            print(f'{bar}\nSKIPPED in the L1 VM (issue 12): test_storm. '
-                  f'{L1_FLAKY}\nPVSCHED_STORM_IN_L1=1 runs it.\n{bar}',
-                  flush=True)
-            self.skipTest('flaky in the L1 VM (issue 12)')
+        self.skip_in_l1('test_storm', L1_FLAKY, 'PVSCHED_STORM_IN_L1')
         seconds = float(os.environ.get('PVSCHED_STORM_SECONDS', 6))
         host_cpus = sorted(os.sched_getaffinity(0))[-SMP:]
         # vCPU i and hog i share host CPU cpu_of[i] (with one host CPU,
