@@ -149,7 +149,7 @@ console_tail() {
 l1_stop_report() {
     [ -f "$run/l1-stop.txt" ] || return 0
     echo "---- L1's CPUs when it stopped ($run/l1-stop.txt) ----" >&2
-    grep -E '^(L1 |CPU#|R[A-Z0-9]+=|CR0=|EFER|(CS|SS|TR|GDT|IDT) *=)' \
+    grep -E '^(L1 |CPU#|[ER][A-Z0-9]+ ?=|CR0=|EFER|(CS|SS|TR|GDT|IDT) *=)' \
         "$run/l1-stop.txt" >&2 || true
     cp "$run/l1-stop.txt" "$work/l1-stop.$(date +%s).txt" 2>/dev/null || true
 }
