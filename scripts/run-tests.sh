@@ -17,6 +17,9 @@ B=$top/build
 QB=$B/qemu
 
 passed=0 failed=0 skipped=0
+# Every grep of a log here is grep -a: the L1 VM's output can carry a NUL
+# (seen in CI), and a plain grep then prints "binary file matches" in place
+# of the summary line it found, so a green run would count as unfinished.
 results=$B/test-results
 mkdir -p "$results"
 
@@ -25,9 +28,9 @@ mkdir -p "$results"
 # run) or stops short of its plan has failed, whatever its "ok" lines say.
 count_tap() {
     local name=$1 file=$2 rc=$3 p f s plan ran
-    p=$(grep -cE '^ok ' "$file")
-    s=$(grep -cE '^ok .*# SKIP' "$file")
-    f=$(grep -cE '^not ok ' "$file")
+    p=$(grep -acE '^ok ' "$file")
+    s=$(grep -acE '^ok .*# SKIP' "$file")
+    f=$(grep -acE '^not ok ' "$file")
     plan=$(sed -n 's/^1\.\.\([0-9]*\)$/\1/p' "$file" | tail -n 1)
     ran=$((p + f))
     p=$((p - s))
@@ -82,7 +85,7 @@ suite_summary() {
     shift
     "$@" 2>&1 | tee "$out"
     rc=${PIPESTATUS[0]}
-    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)
+    line=$(grep -aE '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)
     if [ -z "$line" ]; then
         add "$name" 0 1 0
         return
@@ -131,8 +134,8 @@ bench_quick() {
     python3 bench/run.py --quick $BENCH_QUICK 2>&1 | tee "$first"
     [ "${PIPESTATUS[0]}" -ne 0 ] || return 0
     [ -n "${PVSCHED_IN_L1:-}" ] &&
-        grep -q "timed out waiting for the guest" "$first" &&
-        grep -q -- "--- QEMU still running ---" "$first" || return 1
+        grep -aq "timed out waiting for the guest" "$first" &&
+        grep -aq -- "--- QEMU still running ---" "$first" || return 1
     hung=$(sed -n 's/^could not run: //p' "$first" | tr -d ' ')
     [ -n "$hung" ] || return 1
     echo "L1 FLAKE (issue 12): bench-quick: $hung hung as the L1 platform does; running it once more"
@@ -151,16 +154,16 @@ robust_tests() {
     python3 "$run" 2>&1 | tee "$first"
     [ "${PIPESTATUS[0]}" -ne 0 ] || return 0
     [ -n "${PVSCHED_IN_L1:-}" ] &&
-        grep -q "timed out waiting for the guest" "$first" &&
-        grep -q -- "--- QEMU still running ---" "$first" || return 1
+        grep -aq "timed out waiting for the guest" "$first" &&
+        grep -aq -- "--- QEMU still running ---" "$first" || return 1
     hung=$(sed -nE 's/^(FAIL|ERROR) +([^ ]+) \(.*/\2/p' "$first" | tr '\n' ' ')
-    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$first" | tail -n 1)
+    line=$(grep -aE '^[0-9]+ passed, [0-9]+ failed' "$first" | tail -n 1)
     [ -n "$hung" ] && [ -n "$line" ] || return 1
     read -r p _ f _ s _ <<< "${line//,/}"
     echo "L1 FLAKE (issue 12): robust: $hung failed as L2 guests in the L1 VM do; running them once more"
     # shellcheck disable=SC2086
     python3 "$run" $hung 2>&1 | tee "$again"
-    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$again" | tail -n 1)
+    line=$(grep -aE '^[0-9]+ passed, [0-9]+ failed' "$again" | tail -n 1)
     [ -z "$line" ] || read -r p2 _ <<< "${line//,/}"
     echo "L1 FLAKE (issue 12): robust: $p2 of them passed when run again"
     echo "$((p + p2)) passed, $((f - p2)) failed, ${s:-0} skipped"
@@ -176,7 +179,7 @@ kvm_suites() {
     # Benchmarks print numbers, never pass or fail on them: this checks
     # they run.
     check bench-quick bench_quick
-    grep -h "L1 FLAKE" "$results/bench-quick.log" >&2 || true
+    grep -ah "L1 FLAKE" "$results/bench-quick.log" >&2 || true
     check without-pvsched-kvm disabled_refuses_bit
     suite_summary robust robust_tests
     # Not run yet: guest/linux/test.py (the Linux guest test).
@@ -207,7 +210,7 @@ suite_kvm() {
     for attempt in 1 2; do
         bash scripts/with-kvm.sh -- bash scripts/run-tests.sh --kvm 2>&1 | tee "$out"
         rc=${PIPESTATUS[0]}
-        line=$(grep -E '^kvm-suites: [0-9]+ passed' "$out" | tail -n 1)
+        line=$(grep -aE '^kvm-suites: [0-9]+ passed' "$out" | tail -n 1)
         if [ -n "$line" ] || [ "$rc" -ne 125 ] || [ "$attempt" -eq 2 ] ||
            [ "$PVSCHED_KVM_WHERE" != l1 ]; then
             break

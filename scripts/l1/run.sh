@@ -261,7 +261,7 @@ if [ ! -f "$run/status" ]; then
 fi
 # What scripts/l1/qemu-patches caught: races the stock TCG would have
 # lost an interrupt of L1's to.
-races=$(grep -c '^pvsched-l1: interrupt_request changed' "$run/qemu.err" || true)
+races=$(grep -ac '^pvsched-l1: interrupt_request changed' "$run/qemu.err" || true)
 [ "$races" -eq 0 ] ||
     log "L1: its QEMU caught $races interrupt_request race(s) that stock 10.0 would have lost an interrupt to (scripts/l1/qemu-patches; at most 20 counted)"
 rc=$(cat "$run/status")
