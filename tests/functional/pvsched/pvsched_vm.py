@@ -521,7 +521,12 @@ class PvschedVM:
         if code is None:
             threads = ('\n--- QEMU threads ---\n' + threads_table(self.pid) +
                        self._cpu_registers() + l1_evidence.report(self.pid))
-        return ('\n--- guest serial ---\n' + '\n'.join(self.transcript) +
+        # First, so that a report cut short (CI keeps only the head of a
+        # long one) still says which of the guest's checks failed.
+        failed = ''.join(f'\nFAILED guest check {n}: {d}'
+                         for n, _, d in self.failed_checks())
+        return (failed +
+                '\n--- guest serial ---\n' + '\n'.join(self.transcript) +
                 ('\n(not yet read:)\n' + unread if unread else '') +
                 '\n--- QEMU stderr ---\n' + self.stderr() +
                 '--- QEMU ' + ('still running' if code is None else
