@@ -64,8 +64,7 @@ STATE_RE = re.compile(r'^STATE cpu=(\d+) status=(\S+) req=(\S+)$')
 CHECK_RE = re.compile(r'^CHECK (\S+) (ok|FAIL)(?: (.*))?$')
 DONE_RE = re.compile(r'^DONE pass=(\d+) fail=(\d+)$')
 READY_RE = re.compile(r'^READY (.*)$')
-# A test whose QEMU ended while the test still needed it says so with this.
-QEMU_ENDED = 'QEMU ended under the test'
+QEMU_ENDED = l1_evidence.QEMU_ENDED
 
 
 class QMPError(Exception):

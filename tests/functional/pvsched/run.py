@@ -22,6 +22,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import l1_evidence  # noqa: E402
 import pvsched_vm  # noqa: E402
 
 
@@ -45,39 +46,26 @@ class PromptResult(unittest.TextTestResult):
         self._now('ERROR', test, err)
 
 
-def l1_hang(text):
-    """A failure that looks like the L1 platform's own: the L2 guest
-    stopped talking while its QEMU lived on, a vCPU spinning (seen in
-    CI: a guest hung mid-line, nothing of pvsched's in its threads); or
-    a QEMU whose guest never ends ended under the test (seen in a clean
-    run: test_emulator_bound lost a vCPU thread mid-measurement).  The
-    report printed with the first failure says which it was."""
-    return (('timed out waiting for the guest' in text and
-             '--- QEMU still running ---' in text) or
-            pvsched_vm.QEMU_ENDED in text)
-
-
-def rerun_l1_hangs(result, runner):
+def rerun_l1_failures(result, runner):
     """Stopgap for issue 12, in the L1 VM only: run a test that failed
-    with the L1 hang once more, loudly.  Returns how many passed then.
-    A test that fails twice, or fails any other way, stays failed."""
-    if not os.environ.get('PVSCHED_IN_L1'):
-        return 0
+    as the L1 platform makes L2 guests fail (l1_evidence) once more,
+    loudly.  Returns how many passed then.  A test that fails twice, or
+    fails any other way, stays failed."""
     rescued = 0
     for test, text in result.failures + result.errors:
-        if not l1_hang(text) or not hasattr(test, 'id'):
+        what = l1_evidence.platform_failure(text)
+        if not what or not hasattr(test, 'id'):
             continue
         bar = '!' * 72
         print(f'{bar}\nL1 FLAKE (issue 12): {test.id()} failed as the L1 '
-              f'platform makes L2 guests fail (silent with QEMU alive, or '
-              f'QEMU gone; report above); running it once more.\n{bar}',
-              flush=True)
+              f'platform makes L2 guests fail ({what}; report above); '
+              f'running it once more.\n{bar}', flush=True)
         again = runner.run(unittest.defaultTestLoader.loadTestsFromName(
             test.id()))
         ok = again.wasSuccessful() and again.testsRun > 0
         print(f'{bar}\nL1 FLAKE (issue 12): {test.id()}: '
               f'{"passed" if ok else "FAILED"} when run again'
-              f'{" (counted as passed; the hang above is the report)" if ok else ""}'
+              f'{" (counted as passed; the failure above is the report)" if ok else ""}'
               f'\n{bar}', flush=True)
         rescued += ok
     return rescued
@@ -106,7 +94,7 @@ def main(names):
               len(result.unexpectedSuccesses))
     skipped = len(result.skipped)
     passed = result.testsRun - failed - skipped
-    rescued = rerun_l1_hangs(result, runner)
+    rescued = rerun_l1_failures(result, runner)
     passed += rescued
     failed -= rescued
     # A discovery problem (syntax error in a test file) shows up as an
