@@ -177,6 +177,20 @@ l1_dump_frozen() {
     grep -E '^ *[0-9]+ [A-Z]|^cpu [0-9]+:|^Thread |^#[0-4] ' "$out" | head -n 80 >&2 || true
 }
 
+# What scripts/l1/qemu-patches caught, however L1 ended: races the stock
+# TCG would have lost an interrupt of L1's to (0001), and SVM states real
+# hardware never enters (0002).
+l1_qemu_report() {
+    local races
+    races=$(grep -ac '^pvsched-l1: interrupt_request changed' "$run/qemu.err" || true)
+    [ "$races" -eq 0 ] ||
+        log "L1: its QEMU caught $races interrupt_request race(s) that stock 10.0 would have lost an interrupt to (scripts/l1/qemu-patches; at most 20 counted)"
+    if grep -aq '^pvsched-l1: cpu ' "$run/qemu.err"; then
+        log "L1: its QEMU saw SVM states real hardware never enters (scripts/l1/qemu-patches/0002; at most 50):"
+        grep -a '^pvsched-l1: cpu ' "$run/qemu.err" | sort | uniq -c | head -n 20 >&2
+    fi
+}
+
 # Stream the command's output: what it wrote since the last look.
 show_output() {
     local n
@@ -241,6 +255,7 @@ wait "$qpid" 2>/dev/null && qrc=0 || qrc=$?
 kill "$wpid" 2>/dev/null || true
 wait "$wpid" 2>/dev/null || true
 show_output
+l1_qemu_report
 
 if [ -n "$why" ]; then
     console_tail
@@ -259,11 +274,6 @@ if [ ! -f "$run/status" ]; then
     log "L1: error: L1 stopped (QEMU exit status $qrc) before the command finished"
     exit 125
 fi
-# What scripts/l1/qemu-patches caught: races the stock TCG would have
-# lost an interrupt of L1's to.
-races=$(grep -ac '^pvsched-l1: interrupt_request changed' "$run/qemu.err" || true)
-[ "$races" -eq 0 ] ||
-    log "L1: its QEMU caught $races interrupt_request race(s) that stock 10.0 would have lost an interrupt to (scripts/l1/qemu-patches; at most 20 counted)"
 rc=$(cat "$run/status")
 log "L1: command exited with status $rc after $(( SECONDS - start ))s"
 exit "$rc"
