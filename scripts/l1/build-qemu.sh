@@ -28,7 +28,10 @@ if [ "$(cat "$src/.pvsched-l1" 2>/dev/null)" != "$key" ]; then
     log "L1: preparing the L1's QEMU source ($src)"
     rm -rf "$src" "$src.tmp" "$src"-*
     mkdir -p "$PVSCHED_CACHE/l1"
-    cp -al "$pristine" "$src.tmp"
+    # The tree's contents: a pristine tree that is a symbolic link must
+    # not be copied as the link, or patch(1) would write into it.
+    mkdir -p "$src.tmp"
+    cp -al "$pristine/." "$src.tmp/"
     for p in "${patches[@]}"; do
         patch -s -p1 -d "$src.tmp" < "$p" ||
             die "L1: $p does not apply to $(cat "$pristine/.pvsched-pristine")"
