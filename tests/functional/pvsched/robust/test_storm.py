@@ -73,7 +73,9 @@ L1_FLAKY = ('In L1 its vCPUs overran the 3 ms bound by 2-3 ms per boost '
             'up to 24 ms per boost, the hogs then below their promised '
             'share; with L1\'s RT throttling off, once by seconds.  The '
             'main loop\'s timer and the kick are nested exits TCG emulates; '
-            'where the rest of the delay comes from is not found yet.')
+            'where the rest of the delay comes from is not found yet.  '
+            'Not the L1 bug scripts/l1/qemu-patches/0003 fixed: with it, 3 '
+            'rounds in one L1 boot took 6, 23 and 40 ms per boost, growing.')
 STORM_RE = re.compile(r'^INFO storm cpu=(\d+) (.*)$')
 
 
