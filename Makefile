@@ -3,7 +3,7 @@
 #   make          install build dependencies, fetch QEMU, build everything
 #   make run      the main job: boot the bundled guest with pvsched under KVM
 #   make check    the whole test suite (what CI runs)
-#   make series   export the patchset as a git format-patch series
+#   make series   export the patchset as a git format-patch series, checked
 #   make bench    run the benchmarks (tables, build/bench/*.png)
 
 TOP := $(abspath .)
@@ -56,8 +56,9 @@ bench: kvm-where all
 	python3 bench/run.py --build-only $(BENCH_ARGS)
 	bash scripts/with-kvm.sh -- python3 bench/run.py $(BENCH_ARGS)
 
+# Exported, checkpatch-clean, and every commit built on its own.
 series: qemu
-	@bash scripts/export-series.sh $(BUILD)/series
+	@bash scripts/check-series.sh
 
 clean:
 	rm -rf $(BUILD)

@@ -124,7 +124,21 @@ def qemu_args(scenario, append='', smp=2, cpu=DEFAULT_CPU,
     cmdline = f'scenario={scenario}' + (f' {append}' if append else '')
     args += ['-kernel', guest or GUEST, '-append', cmdline,
              '-device', 'isa-debug-exit,iobase=0xf4,iosize=4']
-    return args + list(extra)
+    return args + trace_args() + list(extra)
+
+
+def trace_args():
+    """For a look inside a run: PVSCHED_TRACE='pvsched_bound_*,...' turns
+    those trace events on, with timestamps, into PVSCHED_TRACE_LOG (a
+    file name, where QEMU puts its PID for %d; default: stderr)."""
+    events = os.environ.get('PVSCHED_TRACE')
+    if not events:
+        return []
+    args = ['-msg', 'timestamp=on']
+    for e in events.split(','):
+        args += ['-trace', e]
+    log_file = os.environ.get('PVSCHED_TRACE_LOG')
+    return args + (['-D', log_file] if log_file else [])
 
 
 def run_startup(args, qemu=None, timeout=10):

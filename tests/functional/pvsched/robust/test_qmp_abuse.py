@@ -54,17 +54,6 @@ JOIN_S = 60                     # the querier must stop within this
 CHECK_EVERY = 25                # compare the policy with the model
 BASELINE = ('SCHED_OTHER', 0, 0)
 RING_RE = re.compile(r'^INFO ring cpu=(\d+) (.*)$')
-# Why it does not run in the L1 VM yet (issue 12).
-L1_FLAKY = ('In L1 it failed 2 of 2 runs in one boot of a clean make '
-            'check (91a24f9), and in session 7 too: vCPU 0 of the L2 guest '
-            'went silent in run state internal-error, holding L1\'s own '
-            'registers (EIP=c044420c, just after VMRUN in kvm_amd, EAX the '
-            'VMCB\'s address, CS64 with L1\'s CR0 and CR3), which QEMU then '
-            'failed to put back ("Failed to set special registers").  '
-            'The cause, found since, is TCG\'s, and scripts/l1/qemu-patches/'
-            '0003 fixes it (a stale write-back of CPU 0\'s SVM state); this '
-            'test stays out of L1 until it has passed a soak there.')
-
 U32 = {'boost-priority': (1, 99), 'max-boost-us': (0, 10 ** 9),
        'cooldown-us': (0, 10 ** 9), 'emulator-priority': (0, 99),
        'iothread-priority': (0, 99), 'priority-ceiling': (0, 99),
@@ -287,7 +276,6 @@ class QmpAbuseTest(RobustTestCase):
         return True
 
     def test_policy_churn_while_ringing(self):
-        self.skip_in_l1('test_qmp_abuse', L1_FLAKY, 'PVSCHED_ABUSE_IN_L1')
         seconds = float(os.environ.get('PVSCHED_ABUSE_SECONDS', 8))
         seed = int(os.environ.get('PVSCHED_ABUSE_SEED') or
                    random.randrange(1, 2 ** 32))

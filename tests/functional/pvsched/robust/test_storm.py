@@ -71,11 +71,12 @@ TAIL_S = 20
 L1_FLAKY = ('In L1 its vCPUs overran the 3 ms bound by 2-3 ms per boost '
             'on an idle host, and it failed 4 of 8 runs (2 of them traced): '
             'up to 24 ms per boost, the hogs then below their promised '
-            'share; with L1\'s RT throttling off, once by seconds.  The '
-            'main loop\'s timer and the kick are nested exits TCG emulates; '
-            'where the rest of the delay comes from is not found yet.  '
-            'Not the L1 bug scripts/l1/qemu-patches/0003 fixed: with it, 3 '
-            'rounds in one L1 boot took 6, 23 and 40 ms per boost, growing.')
+            'share.  Not the L1 bug scripts/l1/qemu-patches/0003 fixed: with '
+            'it, 3 rounds took 6, 23 and 40 ms per boost.  Traced in L1 '
+            '(PVSCHED_TRACE, 3 of 3 passed, 8.7-9.6 ms per boost): the main '
+            'loop\'s bound check ran a median 1.5 ms late, a kick took about '
+            '2 ms of the vCPU\'s CPU time to land, and some checks ran 20-86 '
+            'ms late; L1\'s CPUs waited 9% of the time for this host\'s CPUs.')
 STORM_RE = re.compile(r'^INFO storm cpu=(\d+) (.*)$')
 
 
