@@ -38,6 +38,7 @@ typedef struct PvschedVcpu {
     bool warned;                /* about a failed scheduling change */
     QEMUTimer *bound_timer;     /* polices max-boost-us; main loop */
     int64_t kick_retry_ns;      /* next resend of a kick; main loop */
+    int64_t lag_ns;             /* kick to throttle, learned; vCPU thread */
     bool bound_due;             /* main loop to vCPU: check the bound */
     bool policing;              /* vCPU armed the bound for this boost */
     int64_t policed_ns;         /* ...and for this max_boost_ns */

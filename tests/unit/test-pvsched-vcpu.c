@@ -19,6 +19,8 @@
 #define US 1000LL
 #define MAX_BOOST_NS (3000 * US)
 #define AREA_GPA 0x100000ULL
+/* A kick that follows a bound check by at most the poll floor. */
+#define BOUND_POLL_SLACK_NS (100 * US)
 
 /* The fake world: one vCPU thread, its clocks, its CPU, its guest area. */
 static struct {
@@ -393,6 +395,83 @@ static void test_spent_bound_kicks_and_throttles(void)
 }
 
 /*
+ * One bounded boost, from its start to its throttle, on a platform where
+ * the vCPU runs on for @lag_ns of CPU time after the kick that ends it
+ * (the main loop's wake-up and the kick's trip out of KVM_RUN).  The vCPU
+ * spins without exits meanwhile, so its CPU clock follows real time until
+ * each bound check.  Returns the boost's CPU time.
+ */
+static int64_t one_boost_with_lag(int64_t lag_ns)
+{
+    int64_t start;
+
+    w.now_ns += 27000 * US;             /* past the cooldown */
+    guest_exit(PVSCHED_REQ_BOOST);
+    g_assert_cmpuint(vcpu.st.status, ==, PVSCHED_STATUS_BOOSTED);
+    start = w.cpu_ns;
+    w.kicks = 0;
+    while (!w.kicks) {
+        g_assert_true(timer_pending(vcpu.bound_timer));
+        w.cpu_ns += MAX(timer_expire_time_ns(vcpu.bound_timer) -
+                        realtime_ns(), 0);
+        fire_bound_timer();
+    }
+    w.cpu_ns += lag_ns;
+    guest_exit(PVSCHED_REQ_BOOST);
+    g_assert_cmpuint(vcpu.st.status, ==, PVSCHED_STATUS_THROTTLED);
+    return w.cpu_ns - start;
+}
+
+/*
+ * Defect: boosts overran the bound by the kick's lag, every time: in the
+ * L1 VM of scripts/l1 a median 4 ms past a 3 ms bound (issue 12), which
+ * the storm test's hogs then lost.  Measured, the lag is aimed ahead of:
+ * once learned, a boost ends at its bound, give or take a little.
+ */
+static void test_bound_anticipates_kick_lag(void)
+{
+    const int64_t lag = 2 * MAX_BOOST_NS / 3;
+    int64_t spent = 0;
+    int i;
+
+    setup();
+    enable_and_boost();
+    guest_exit(PVSCHED_REQ_UNBOOST);
+    for (i = 0; i < 40; i++) {
+        spent = one_boost_with_lag(lag);
+        g_assert_cmpint(spent, >=, lag);
+    }
+    g_assert_cmpint(spent, <=, MAX_BOOST_NS + MAX_BOOST_NS / 20);
+    g_assert_cmpint(spent, >=, MAX_BOOST_NS - MAX_BOOST_NS / 20);
+
+    /* The lag gone (a quiet host again): boosts get their whole bound. */
+    for (i = 0; i < 60; i++) {
+        spent = one_boost_with_lag(0);
+    }
+    g_assert_cmpint(spent, >=, MAX_BOOST_NS - MAX_BOOST_NS / 20);
+    g_assert_cmpint(spent, <=, MAX_BOOST_NS + MAX_BOOST_NS / 20);
+}
+
+/*
+ * A lag longer than the bound itself: each boost is kicked as soon as
+ * the main loop polices it, never later than without the estimate.
+ */
+static void test_bound_lag_beyond_bound(void)
+{
+    int64_t spent = 0;
+    int i;
+
+    setup();
+    enable_and_boost();
+    guest_exit(PVSCHED_REQ_UNBOOST);
+    for (i = 0; i < 40; i++) {
+        spent = one_boost_with_lag(2 * MAX_BOOST_NS);
+        g_assert_cmpint(spent, <=, 3 * MAX_BOOST_NS + BOUND_POLL_SLACK_NS);
+    }
+    g_assert_cmpint(spent, <=, 2 * MAX_BOOST_NS + BOUND_POLL_SLACK_NS);
+}
+
+/*
  * Defect: every exit of a boosted vCPU read its CPU clock (a system
  * call) although the main loop polices the bound.
  */
@@ -592,6 +671,10 @@ int main(int argc, char **argv)
                     test_boost_churn_leaves_the_timer);
     g_test_add_func("/pvsched/vcpu/bound/spent-kicks-throttles",
                     test_spent_bound_kicks_and_throttles);
+    g_test_add_func("/pvsched/vcpu/bound/anticipates-kick-lag",
+                    test_bound_anticipates_kick_lag);
+    g_test_add_func("/pvsched/vcpu/bound/lag-beyond-bound",
+                    test_bound_lag_beyond_bound);
     g_test_add_func("/pvsched/vcpu/exit/reads-no-clock",
                     test_exit_reads_no_clock);
     g_test_add_func("/pvsched/vcpu/doorbell/evaluated-once",
