@@ -320,6 +320,7 @@ static void watch_thread_exit(PvschedVcpu *v)
 static void apply(PvschedVcpu *v, bool check_bound)
 {
     PvschedBoostConfig cfg, aimed;
+    const PvschedBoostConfig *state_cfg = &cfg;
     /* Unregistered: no request, but static mode boosts all the same. */
     uint8_t req = v->area.hva ? pvsched_area_boost_req(&v->area) :
                                 PVSCHED_REQ_NONE;
@@ -330,14 +331,19 @@ static void apply(PvschedVcpu *v, bool check_bound)
 
     watch_thread_exit(v);
     pvsched_policy_get_config(v->policy, &cfg);
-    /* The state machine throttles where the bound checks kick. */
-    aimed = cfg;
-    if (cfg.max_boost_ns) {
+    /*
+     * The state machine throttles where the bound checks kick; it reads
+     * the bound only when told to check it, so other exits skip this.
+     */
+    if (check_bound && cfg.max_boost_ns) {
+        aimed = cfg;
         aimed.max_boost_ns = bound_aim(v, cfg.max_boost_ns);
+        state_cfg = &aimed;
     }
-    changed = pvsched_state_exit(&v->st, &aimed, backend, req, check_bound);
+    changed = pvsched_state_exit(&v->st, state_cfg, backend, req,
+                                 check_bound);
     if (v->st.throttles != throttles) {
-        learn_lag(v, aimed.max_boost_ns, cfg.max_boost_ns,
+        learn_lag(v, state_cfg->max_boost_ns, cfg.max_boost_ns,
                   v->st.boosted_cpu_ns - boosted_ns);
     }
     publish(v, changed, old, req);
