@@ -394,6 +394,14 @@ static void test_spent_bound_kicks_and_throttles(void)
     g_assert_cmpuint(w.area.boost_status, ==, PVSCHED_STATUS_THROTTLED);
 }
 
+/* Registered, boosted once and back to NORMAL: ready for boosts. */
+static void setup_unboosted(void)
+{
+    setup();
+    enable_and_boost();
+    guest_exit(PVSCHED_REQ_UNBOOST);
+}
+
 /*
  * One bounded boost, from its start to its throttle, on a platform where
  * the vCPU runs on for @lag_ns of CPU time after the kick that ends it
@@ -434,9 +442,7 @@ static void test_bound_anticipates_kick_lag(void)
     int64_t spent = 0;
     int i;
 
-    setup();
-    enable_and_boost();
-    guest_exit(PVSCHED_REQ_UNBOOST);
+    setup_unboosted();
     for (i = 0; i < 40; i++) {
         spent = one_boost_with_lag(lag);
         g_assert_cmpint(spent, >=, lag);
@@ -461,9 +467,7 @@ static void test_bound_lag_beyond_bound(void)
     int64_t spent = 0;
     int i;
 
-    setup();
-    enable_and_boost();
-    guest_exit(PVSCHED_REQ_UNBOOST);
+    setup_unboosted();
     for (i = 0; i < 40; i++) {
         spent = one_boost_with_lag(2 * MAX_BOOST_NS);
         g_assert_cmpint(spent, <=, 3 * MAX_BOOST_NS + BOUND_POLL_SLACK_NS);
