@@ -9,6 +9,8 @@
 
 #include "qemu/osdep.h"
 #include <sys/syscall.h>
+#include "qemu/main-loop.h"
+#include "qemu/timer.h"
 #include "pvsched/sched-attr.h"
 #include "trace.h"
 
@@ -110,12 +112,47 @@ static int64_t host_clock_cpu_ns(clockid_t clock, void *opaque)
     return clock_ns(clock);
 }
 
+/*
+ * The kernel checks CPU-time timers at its tick, so one fires up to a tick
+ * late; it signals the thread it times wherever that thread is, even in
+ * KVM_RUN, which returns -EINTR as for a kick (same signal, same handler).
+ */
+static int host_cpu_timer_create(timer_t *timer, void *opaque)
+{
+    struct sigevent sev = {
+        .sigev_notify = SIGEV_THREAD_ID,
+        .sigev_signo = SIG_IPI,
+    };
+
+    sev._sigev_un._tid = qemu_get_thread_id();
+    return timer_create(CLOCK_THREAD_CPUTIME_ID, &sev, timer) < 0 ?
+           -errno : 0;
+}
+
+static int host_cpu_timer_arm(timer_t timer, int64_t ns, void *opaque)
+{
+    struct itimerspec its = {
+        .it_value = { .tv_sec = ns / NANOSECONDS_PER_SECOND,
+                      .tv_nsec = ns % NANOSECONDS_PER_SECOND },
+    };
+
+    return timer_settime(timer, 0, &its, NULL) < 0 ? -errno : 0;
+}
+
+static void host_cpu_timer_delete(timer_t timer, void *opaque)
+{
+    timer_delete(timer);
+}
+
 const PvschedBackend pvsched_host_backend = {
     .get = host_get,
     .set = host_set,
     .thread_cpu_ns = host_thread_cpu_ns,
     .now_ns = host_now_ns,
     .clock_cpu_ns = host_clock_cpu_ns,
+    .cpu_timer_create = host_cpu_timer_create,
+    .cpu_timer_arm = host_cpu_timer_arm,
+    .cpu_timer_delete = host_cpu_timer_delete,
 };
 
 int pvsched_uclamp_probe(void)

@@ -91,11 +91,11 @@ static bool pvsched_wrmsr(X86CPU *cpu, uint32_t msr, uint64_t val)
     return pvsched_vcpu_msr_write(vcpu_of(CPU(cpu)), msr_of(CPU(cpu)), val);
 }
 
-static void pvsched_post_run(CPUState *cs, void *opaque)
+static void pvsched_post_run(CPUState *cs, bool interrupted, void *opaque)
 {
     PvschedState *s = opaque;
 
-    pvsched_vcpu_sync(&s->vcpus[cs->cpu_index]);
+    pvsched_vcpu_sync(&s->vcpus[cs->cpu_index], interrupted);
 }
 
 /* On the vCPU's thread: follow the policy, registered or not. */
@@ -162,7 +162,7 @@ static void pvsched_qtest_on_vcpu(CPUState *cs, run_on_cpu_data data)
      * return from the guest.
      */
     bql_unlock();
-    pvsched_vcpu_sync(v);
+    pvsched_vcpu_sync(v, false);
     if (!strcmp(q->op, "wrmsr")) {
         q->val = pvsched_vcpu_msr_write(v, msr_of(cs), q->val);
     } else if (!strcmp(q->op, "rdmsr")) {

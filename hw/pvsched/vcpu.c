@@ -75,8 +75,9 @@ static void learn_lag(PvschedVcpu *v, int64_t aim_ns, int64_t max_boost_ns,
 
 /*
  * The bound on boosted CPU time, enforced from the main loop whatever the
- * guest does: POSIX CPU-time timers fire on the host tick, too late for a
- * 3 ms budget, so a high-resolution timer compares the vCPU thread's CPU
+ * guest does: POSIX CPU-time timers fire on the host tick, too late to be
+ * the only check of a 3 ms budget (they are the backstop, below), so a
+ * high-resolution timer compares the vCPU thread's CPU
  * clock with its budget and, once it is spent, kicks the vCPU out of
  * KVM_RUN; the vCPU thread then throttles itself in its run loop.  The
  * vCPU reads its own clock only then (bound_due), not at every exit.
@@ -124,6 +125,58 @@ static void bound_check(void *opaque)
     timer_mod(v->bound_timer, qemu_clock_get_ns(QEMU_CLOCK_REALTIME) + next);
 }
 
+/*
+ * The kernel's half of the bound.  bound_check() runs in the main loop,
+ * which can block in the kernel behind a thread that the boosted vCPUs
+ * starve: traced in the L1 VM, it waited 1.2 and 1.6 s in mmap() for
+ * mmap_lock (no priority inheritance there), held by a SCHED_OTHER
+ * thread's page fault, while both vCPUs stayed boosted.  So a timer on
+ * the vCPU thread's own CPU clock also kicks it at the whole bound: up
+ * to a host tick late, but whatever the rest of QEMU is doing.  The exit
+ * it forces checks the bound, as a kick from bound_check() does.  One
+ * timer_settime() arms it per boost, another disarms it when the boost
+ * ends: without that, a vCPU that later runs unboosted for max-boost-us
+ * would be kicked for nothing.
+ */
+static void backstop_arm(PvschedVcpu *v, int64_t ns)
+{
+    int ret;
+
+    if (!v->has_backstop || (!ns && !v->backstop_armed)) {
+        return;
+    }
+    ret = backend->cpu_timer_arm(v->backstop, ns, backend->opaque);
+    v->backstop_armed = ns && ret == 0;
+    trace_pvsched_bound_backstop(v->index, ns, ret);
+}
+
+/* On the vCPU thread: its CPU clock is the backstop's. */
+static void backstop_create(PvschedVcpu *v)
+{
+    int ret = backend->cpu_timer_create(&v->backstop, backend->opaque);
+
+    v->has_backstop = ret == 0;
+    v->backstop_armed = false;
+    if (ret < 0) {
+        /* Only the main loop polices this vCPU's bound now. */
+        warn_report("pvsched: vCPU %d: no CPU-time timer for its boost "
+                    "bound: %s", v->index, strerror(-ret));
+    }
+}
+
+/* What is left of a bound that started before now; at least 1 ns. */
+static int64_t bound_left(PvschedVcpu *v, int64_t max_boost_ns)
+{
+    int64_t cpu_ns = backend->clock_cpu_ns(qatomic_read(&v->cpu_clock),
+                                           backend->opaque);
+
+    if (cpu_ns < 0) {
+        return 1;
+    }
+    return MAX(max_boost_ns - (cpu_ns - qatomic_read(&v->st.bound_cpu_ns)),
+               1);
+}
+
 static bool bound_applies(PvschedVcpu *v)
 {
     return v->st.status == PVSCHED_STATUS_BOOSTED && v->st.bounded;
@@ -154,14 +207,17 @@ static bool bound_applies(PvschedVcpu *v)
  * per boost of a guest that boosts as fast as it can.  A timer that fires
  * early costs one bound_check(), which re-arms it for what is left.
  */
-static void police_bound(PvschedVcpu *v, const PvschedBoostConfig *cfg)
+static void police_bound(PvschedVcpu *v, const PvschedBoostConfig *cfg,
+                         bool checked)
 {
     bool applies = bound_applies(v);
     /* Boosted, or bounded, since we last looked: a bound starts now. */
     bool fresh = v->st.boosts != v->policed_boosts ||
                  (v->st.bounded && !v->policed_bounded);
+    bool whole = fresh && !v->policing;
+    bool moved = !v->policing || cfg->max_boost_ns != v->policed_ns;
 
-    if (applies && (!v->policing || cfg->max_boost_ns != v->policed_ns)) {
+    if (applies && moved) {
         /*
          * A bound that starts now has all of it left.  Any other is due
          * now, and bound_check() works out what is left of it: the policy
@@ -173,8 +229,14 @@ static void police_bound(PvschedVcpu *v, const PvschedBoostConfig *cfg)
         trace_pvsched_bound_arm(v->index, cfg->max_boost_ns);
         timer_mod_anticipate(v->bound_timer,
                              qemu_clock_get_ns(QEMU_CLOCK_REALTIME) +
-                             (fresh && !v->policing ?
-                              bound_aim(v, cfg->max_boost_ns) : 0));
+                             (whole ? bound_aim(v, cfg->max_boost_ns) : 0));
+    }
+    if (applies && (moved || checked)) {
+        /* A check may have been the backstop's own, which then is spent. */
+        backstop_arm(v, whole ? cfg->max_boost_ns :
+                               bound_left(v, cfg->max_boost_ns));
+    } else if (!applies) {
+        backstop_arm(v, 0);
     }
     v->policing = applies;
     v->policed_ns = applies ? cfg->max_boost_ns : 0;
@@ -289,6 +351,11 @@ static void vcpu_thread_exit(Notifier *n, void *data)
     trace_pvsched_thread_exit(v->index, pvsched_status_name(v->st.status),
                               registered);
     timer_del(v->bound_timer);
+    if (v->has_backstop) {
+        backend->cpu_timer_delete(v->backstop, backend->opaque);
+        v->has_backstop = false;
+        v->backstop_armed = false;
+    }
     pvsched_area_unmap(&v->area);
     /* The MSR goes with its CPU: a CPU plugged in again starts at 0. */
     pvsched_state_init(&v->st);
@@ -314,6 +381,7 @@ static void watch_thread_exit(PvschedVcpu *v)
         v->thread_exit.notify = vcpu_thread_exit;
         qemu_thread_atexit_add(&v->thread_exit);
         v->exit_watched = true;
+        backstop_create(v);
     }
 }
 
@@ -347,7 +415,7 @@ static void apply(PvschedVcpu *v, bool check_bound)
                   v->st.boosted_cpu_ns - boosted_ns);
     }
     publish(v, changed, old, req);
-    police_bound(v, &cfg);
+    police_bound(v, &cfg, check_bound);
 }
 
 void pvsched_vcpu_apply(PvschedVcpu *v)
@@ -355,9 +423,10 @@ void pvsched_vcpu_apply(PvschedVcpu *v)
     apply(v, true);
 }
 
-void pvsched_vcpu_exit(PvschedVcpu *v)
+void pvsched_vcpu_exit(PvschedVcpu *v, bool interrupted)
 {
-    bool check_bound = false;
+    /* A kick of a policed vCPU may be the backstop's: check the bound. */
+    bool check_bound = interrupted && v->policing;
 
     if (unlikely(qatomic_read(&v->bound_due))) {
         qatomic_set(&v->bound_due, false);
@@ -386,7 +455,7 @@ static void disable(PvschedVcpu *v, bool tell_guest)
     if (changed) {
         trace_change(v, old, 0);
     }
-    police_bound(v, &cfg);
+    police_bound(v, &cfg, false);
     pvsched_area_unmap(&v->area);
     queue_event(v, false, 0);
 }
@@ -420,7 +489,7 @@ static bool enable(PvschedVcpu *v, uint64_t *msr, uint64_t val)
     pvsched_policy_get_config(v->policy, &cfg);
     pvsched_state_enable(&v->st, &cfg, backend);
     publish(v, true, old, 0);
-    police_bound(v, &cfg);
+    police_bound(v, &cfg, false);
     queue_event(v, false, val & ~PVSCHED_MSR_ENABLE);
     return true;
 }
@@ -487,7 +556,7 @@ void pvsched_vcpu_reset(PvschedVcpu *v)
         trace_change(v, old, 0);
     }
     /* Not BOOSTED any more: the bound timer lets go when it next fires. */
-    police_bound(v, &cfg);
+    police_bound(v, &cfg, false);
     /* After reset the area is guest memory like any other: hands off. */
     pvsched_area_unmap(&v->area);
     if (registered) {
@@ -529,7 +598,7 @@ bool pvsched_vcpu_restore(PvschedVcpu *v, uint64_t val, clockid_t cpu_clock,
     pvsched_area_set_status(&v->area, v->st.status);
     trace_pvsched_restore(v->index, val & ~PVSCHED_MSR_ENABLE,
                           pvsched_status_name(v->st.status));
-    police_bound(v, &cfg);
+    police_bound(v, &cfg, false);
     return true;
 }
 
@@ -558,5 +627,5 @@ void pvsched_vcpu_settle(PvschedVcpu *v)
     if (!changed) {
         trace_change(v, old, 0);
     }
-    police_bound(v, &cfg);
+    police_bound(v, &cfg, false);
 }

@@ -2,7 +2,8 @@
  * pvsched: the KVM run-loop hook
  *
  * kvm_cpu_exec() calls kvm_pvsched_post_run() on the vCPU thread after
- * every KVM_RUN return, without the BQL, before the exit is handled;
+ * every KVM_RUN return, without the BQL, before the exit is handled,
+ * saying whether a signal interrupted KVM_RUN (a kick, SIG_IPI);
  * a vCPU thread calls kvm_pvsched_vcpu_start() once, before it first
  * enters the guest (it holds the BQL then).
  * At most one hook exists: the pvsched device installs it at realize,
@@ -18,9 +19,11 @@
 #include "qemu/atomic.h"
 
 typedef void KVMPvschedHookFn(CPUState *cpu, void *opaque);
+typedef void KVMPvschedPostRunFn(CPUState *cpu, bool interrupted,
+                                 void *opaque);
 
 typedef struct KVMPvschedHook {
-    KVMPvschedHookFn *post_run;
+    KVMPvschedPostRunFn *post_run;
     KVMPvschedHookFn *vcpu_start;
     void *opaque;
 } KVMPvschedHook;
@@ -33,12 +36,12 @@ bool kvm_pvsched_install_hook(const KVMPvschedHook *hook);
 /* Remove @hook if it is the one installed. */
 void kvm_pvsched_remove_hook(const KVMPvschedHook *hook);
 
-static inline void kvm_pvsched_post_run(CPUState *cpu)
+static inline void kvm_pvsched_post_run(CPUState *cpu, bool interrupted)
 {
     const KVMPvschedHook *hook = qatomic_load_acquire(&kvm_pvsched_hook);
 
     if (unlikely(hook)) {
-        hook->post_run(cpu, hook->opaque);
+        hook->post_run(cpu, interrupted, hook->opaque);
     }
 }
 

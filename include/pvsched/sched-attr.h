@@ -42,6 +42,14 @@ typedef struct PvschedBackend {
     int64_t (*now_ns)(void *opaque);         /* monotonic clock */
     /* Any thread's CPU time, by its clock; -errno if the thread is gone. */
     int64_t (*clock_cpu_ns)(clockid_t clock, void *opaque);
+    /*
+     * A timer on the calling thread's CPU clock that sends that thread
+     * SIG_IPI, as a kick does, when armed for @ns and the thread has run
+     * that much more.  Any thread may arm it; @ns 0 disarms.  0 or -errno.
+     */
+    int (*cpu_timer_create)(timer_t *timer, void *opaque);
+    int (*cpu_timer_arm)(timer_t timer, int64_t ns, void *opaque);
+    void (*cpu_timer_delete)(timer_t timer, void *opaque);
     void *opaque;
 } PvschedBackend;
 

@@ -45,6 +45,9 @@ typedef struct PvschedVcpu {
     uint64_t policed_boosts;    /* st.boosts when last policed */
     bool policed_bounded;       /* st.bounded when last policed */
     clockid_t cpu_clock;        /* the vCPU thread's CPU-time clock */
+    timer_t backstop;           /* on that clock, kicks the vCPU thread */
+    bool has_backstop;          /* backstop was created; vCPU thread */
+    bool backstop_armed;        /* it may fire; whoever polices */
     bool exit_watched;          /* thread_exit is on the thread's list */
     Notifier thread_exit;       /* tears the state down with the thread */
 } PvschedVcpu;
@@ -88,18 +91,21 @@ void pvsched_vcpu_settle(PvschedVcpu *v);
 /* Apply the policy and the guest's boost_req now, bound included. */
 void pvsched_vcpu_apply(PvschedVcpu *v);
 
-/* The guest's boost_req at an exit of a registered vCPU. */
-void pvsched_vcpu_exit(PvschedVcpu *v);
+/*
+ * The guest's boost_req at an exit of a registered vCPU; @interrupted: a
+ * signal ended KVM_RUN, which may be the bound's backstop (see vcpu.c).
+ */
+void pvsched_vcpu_exit(PvschedVcpu *v, bool interrupted);
 
 /*
  * Called on every KVM_RUN return, the doorbell's included: keep the
  * unused case cheap.
  */
-static inline void pvsched_vcpu_sync(PvschedVcpu *v)
+static inline void pvsched_vcpu_sync(PvschedVcpu *v, bool interrupted)
 {
     /* The common case on the exit path: this vCPU never registered. */
     if (v->area.hva) {
-        pvsched_vcpu_exit(v);
+        pvsched_vcpu_exit(v, interrupted);
     }
 }
 

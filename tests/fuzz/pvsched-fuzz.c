@@ -31,6 +31,8 @@
 #define MS (1000 * US)
 /* vcpu.c's BOUND_POLL_MIN_NS: how far a running vCPU may overrun. */
 #define BOUND_SLACK_NS (100 * US)
+/* The fake kernel's tick: CPU-time timers fire on one. */
+#define TICK_NS (1 * MS)
 
 /* The fake memory map: one region of each kind an area may meet. */
 enum { K_RAM, K_ROM, K_ROMD, K_MMIO, K_RAMDEV, K_DISCARD, K_NOBLOCK };
@@ -82,6 +84,9 @@ static struct {
     int64_t timer_due_ns;       /* the same in fake time */
     int64_t excused_bound;      /* the boost whose bound... */
     int64_t excused_ns;         /* ...may overrun by this much more */
+    int64_t backstop_at;        /* CPU-time timer's expiry; 0: disarmed */
+    bool stalled;               /* the main loop does not run */
+    int64_t stalled_bound;      /* a boost the stall left to the backstop */
     int kicks;
     int warnings;               /* since the thread started */
     bool guest_wrote_status;    /* since the host last published it */
@@ -163,12 +168,35 @@ static int64_t fake_clock_cpu_ns(clockid_t clock, void *opaque)
     return w.cpu_ns;
 }
 
+static int fake_cpu_timer_create(timer_t *timer, void *opaque)
+{
+    CHECK(!w.off_thread);
+    *timer = (timer_t)&w.backstop_at;
+    return 0;
+}
+
+static int fake_cpu_timer_arm(timer_t timer, int64_t ns, void *opaque)
+{
+    CHECK(timer == (timer_t)&w.backstop_at && ns >= 0);
+    w.backstop_at = ns ? w.cpu_ns + ns : 0;
+    return 0;
+}
+
+static void fake_cpu_timer_delete(timer_t timer, void *opaque)
+{
+    CHECK(timer == (timer_t)&w.backstop_at);
+    w.backstop_at = 0;
+}
+
 const PvschedBackend pvsched_host_backend = {
     .get = fake_get,
     .set = fake_set,
     .thread_cpu_ns = fake_thread_cpu_ns,
     .now_ns = fake_now_ns,
     .clock_cpu_ns = fake_clock_cpu_ns,
+    .cpu_timer_create = fake_cpu_timer_create,
+    .cpu_timer_arm = fake_cpu_timer_arm,
+    .cpu_timer_delete = fake_cpu_timer_delete,
 };
 
 const char *pvsched_policy_name(uint32_t policy)
@@ -404,24 +432,38 @@ static void check_state(void)
     CHECK(st->boosted_cpu_ns >= 0 && st->boosted_cpu_ns <= w.cpu_ns);
     CHECK(!st->last_error || st->last_error == -EPERM);
     CHECK(w.warnings <= 1);
-    /* A bounded boost is policed, by a pending timer. */
+    /*
+     * A bounded boost is policed, by a pending timer, and by the kernel's
+     * CPU-time timer at the bound at the latest.
+     */
     if (st->status == PVSCHED_STATUS_BOOSTED && st->bounded &&
         w.cfg.max_boost_ns) {
         CHECK(timer_pending(vcpu.bound_timer));
+        CHECK(w.backstop_at &&
+              w.backstop_at <= MAX(st->bound_cpu_ns + w.cfg.max_boost_ns,
+                                   w.cpu_ns + 1));
     }
 }
 
 /*
  * The bound, in the vCPU thread's CPU time: a vCPU whose thread may
  * lower itself is never boosted for longer than the bound plus the
- * timer's precision.
+ * timer's precision.  With the main loop stalled, the kernel's CPU-time
+ * timer ends the boost, on the first tick after its expiry, which the
+ * vCPU armed for the bound (check_state()).
  */
 static void check_bound(void)
 {
     PvschedVcpuState *st = &vcpu.st;
 
-    if (st->status == PVSCHED_STATUS_BOOSTED && st->bounded &&
-        w.cfg.max_boost_ns && w.perm != PERM_DENIED) {
+    if (st->status != PVSCHED_STATUS_BOOSTED || !st->bounded ||
+        !w.cfg.max_boost_ns || w.perm == PERM_DENIED) {
+        return;
+    }
+    if (st->bound_cpu_ns == w.stalled_bound) {
+        CHECK(w.backstop_at &&
+              w.cpu_ns <= QEMU_ALIGN_UP(w.backstop_at, TICK_NS));
+    } else {
         CHECK(w.cpu_ns - st->bound_cpu_ns <=
               w.cfg.max_boost_ns + BOUND_SLACK_NS +
               (st->bound_cpu_ns == w.excused_bound ? w.excused_ns : 0));
@@ -469,14 +511,22 @@ static void host_end(uint64_t gpa_before, bool may_write)
 
 /* ---- the guest's and the host's moves ---- */
 
-/* KVM_RUN returned: the run-loop hook runs first, at every exit. */
-static void guest_exit(void)
+/*
+ * KVM_RUN returned: the run-loop hook runs first, at every exit;
+ * @interrupted: a signal (a kick) ended it.
+ */
+static void guest_exit_why(bool interrupted)
 {
     uint64_t gpa = area_gpa(&vcpu.area);
 
     host_begin();
-    pvsched_vcpu_sync(&vcpu);
+    pvsched_vcpu_sync(&vcpu, interrupted);
     host_end(gpa, true);
+}
+
+static void guest_exit(void)
+{
+    guest_exit_why(false);
 }
 
 static void msr_write(uint64_t val)
@@ -516,7 +566,7 @@ static void fire_bound_timer(void)
     qemu_clock_run_timers(QEMU_CLOCK_REALTIME);
     if (w.kicks != kicks) {
         /* A kick ends KVM_RUN at once, or the next one at its start. */
-        guest_exit();
+        guest_exit_why(true);
     }
 }
 
@@ -525,16 +575,16 @@ static void fire_bound_timer(void)
  * clocks are real, the vCPU's are fake: the bound timer is due once as
  * much fake time has passed as it had left in real time when it was
  * armed (real time barely moves meanwhile, and only makes it earlier).
+ * A stalled main loop runs no timer; the kernel's CPU-time timer fires
+ * all the same, on the first tick at or after its expiry.
  */
 static void run(int64_t ns, bool halted)
 {
     while (ns > 0) {
-        int64_t slice = ns;
-        bool due = false;
+        int64_t slice = ns, due_left = INT64_MAX, fire_left = INT64_MAX;
 
-        if (timer_pending(vcpu.bound_timer)) {
+        if (timer_pending(vcpu.bound_timer) && !w.stalled) {
             int64_t expire = timer_expire_time_ns(vcpu.bound_timer);
-            int64_t left;
 
             if (expire != w.timer_seen) {
                 /* Armed since the last look: due in this much fake time. */
@@ -542,22 +592,31 @@ static void run(int64_t ns, bool halted)
                 w.timer_due_ns = w.now_ns + MAX(expire -
                                   qemu_clock_get_ns(QEMU_CLOCK_REALTIME), 0);
             }
-            left = MAX(w.timer_due_ns - w.now_ns, 0);
-            if (left <= slice) {
-                slice = left;
-                due = true;
-            }
+            due_left = MAX(w.timer_due_ns - w.now_ns, 0);
         }
+        if (w.backstop_at && !halted) {
+            fire_left = MAX(QEMU_ALIGN_UP(w.backstop_at, TICK_NS) - w.cpu_ns,
+                            0);
+        }
+        slice = MIN(slice, MIN(due_left, fire_left));
         if (!halted) {
             w.cpu_ns += slice;
         }
         w.now_ns += slice;
         ns -= slice;
-        if (due) {
+        if (w.stalled && vcpu.st.status == PVSCHED_STATUS_BOOSTED) {
+            w.stalled_bound = vcpu.st.bound_cpu_ns;
+        }
+        if (due_left == slice) {
             fire_bound_timer();
             check_state();
         }
-        /* Checked once the timer had its say: it runs when it is due. */
+        if (fire_left == slice && w.backstop_at &&
+            w.cpu_ns >= w.backstop_at) {
+            w.backstop_at = 0;
+            guest_exit_why(true);
+        }
+        /* Checked once the timers had their say: they run when due. */
         check_bound();
     }
 }
@@ -672,7 +731,7 @@ static void thread_exit(void)
     }
     CHECK(!vcpu.area.hva && !vcpu.st.boosted && !vcpu.exit_watched);
     CHECK(vcpu.st.status == PVSCHED_STATUS_DISABLED);
-    CHECK(!timer_pending(vcpu.bound_timer));
+    CHECK(!timer_pending(vcpu.bound_timer) && !w.backstop_at);
     thread_start();
 }
 
@@ -734,6 +793,7 @@ static void reset_world(void)
     memset(ram, 0, sizeof(ram));
     msr = 0;                    /* a new CPU, as the new vCPU */
     init_regions();
+    w.stalled_bound = INT64_MIN;
     w.cfg = (PvschedBoostConfig) {
         .mode = PVSCHED_STATE_DYNAMIC,
         .boost = boost_attrs[0],
@@ -755,7 +815,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 enum {
     OP_EXIT, OP_REQ, OP_SCRIBBLE, OP_MSR_AIMED, OP_MSR_RAW, OP_DISABLE,
     OP_DOORBELL, OP_RUN, OP_HALT, OP_POLICY, OP_RESET, OP_PERM,
-    OP_UNPLUG, OP_RESTORE, OP_NR
+    OP_UNPLUG, OP_RESTORE, OP_STALL, OP_NR
 };
 static const size_t op_len[OP_NR] = {
     [OP_REQ] = 1, [OP_SCRIBBLE] = 3, [OP_MSR_AIMED] = 4, [OP_MSR_RAW] = 8,
@@ -815,6 +875,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         case OP_RUN:        /* up to 25.5 ms of CPU in the guest */
             run(p[0] * 100 * US, false);
+            break;
+        case OP_STALL:      /* the main loop blocks, or runs again */
+            w.stalled = !w.stalled;
             break;
         case OP_HALT:
             run(p[0] * 100 * US, true);
