@@ -134,16 +134,6 @@ class RobustTestCase(unittest.TestCase):
             self.fail('cannot run the robustness tests: ' +
                       '; '.join(problems))
 
-    def skip_in_l1(self, name, why, force_var):
-        """Stopgap for issue 12: skip this test in the L1 VM, loudly,
-        saying why, unless the environment variable force_var is set."""
-        if not os.environ.get('PVSCHED_IN_L1') or os.environ.get(force_var):
-            return
-        bar = '!' * 72
-        print(f'{bar}\nSKIPPED in the L1 VM (issue 12): {name}. {why}\n'
-              f'{force_var}=1 runs it.\n{bar}', flush=True)
-        self.skipTest(f'{name} is not run in the L1 VM yet (issue 12)')
-
     def start_vm(self, *args, **kwargs):
         """PvschedVM(*args, **kwargs) on the ASan QEMU.  When the test
         ends, the VM is closed and its stderr checked: a sanitizer report

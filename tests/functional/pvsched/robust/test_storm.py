@@ -67,16 +67,6 @@ LEAD_S = 0.5                    # storm start -> measured window
 # clock, and a host slower than that (a loaded L1: the QMP client lagged
 # 1.5 s) found QEMU gone at its first query-pvsched (BrokenPipeError).
 TAIL_S = 20
-# Why test_storm does not run in the L1 VM yet.
-L1_FLAKY = ('In L1 its boosts overrun the 3 ms bound by what the main '
-            'loop\'s bound check is late, and that has a long tail: of 18 '
-            'runs there (session 10), 7 failed, at 15-57 ms of CPU per '
-            'boost, the hogs below their promised share; the runs that '
-            'passed took 3.4-10 ms.  Traced, the median check was 1.5 ms '
-            'late and a kick took 2 ms more to land (the bound now aims '
-            'ahead by that lag), but some checks ran 30 ms to 1 s late: the '
-            'main loop, which runs above every vCPU, did not run.  The '
-            'cause of that tail in L1 is not found yet.')
 STORM_RE = re.compile(r'^INFO storm cpu=(\d+) (.*)$')
 
 
@@ -100,7 +90,6 @@ class StormTest(RobustTestCase):
         return hog
 
     def test_storm(self):
-        self.skip_in_l1('test_storm', L1_FLAKY, 'PVSCHED_STORM_IN_L1')
         seconds = float(os.environ.get('PVSCHED_STORM_SECONDS', 6))
         host_cpus = sorted(os.sched_getaffinity(0))[-SMP:]
         # vCPU i and hog i share host CPU cpu_of[i] (with one host CPU,
