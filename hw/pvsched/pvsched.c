@@ -34,7 +34,6 @@ struct PvschedState {
     DeviceState parent_obj;
 
     PvschedPolicy *policy;
-    bool qtest;                 /* x-qtest: MSR via the qtest protocol */
     unsigned nr_vcpus;
     PvschedVcpu *vcpus;         /* indexed by cpu_index */
     KVMPvschedHook hook;
@@ -143,9 +142,9 @@ static bool pvsched_cpus_advertise(Error **errp)
 }
 
 /*
- * With x-qtest=on and the qtest accelerator, which runs no guest code,
- * "pvsched wrmsr|rdmsr|exit CPU [VALUE]" drives the MSR handler and the
- * run-loop hook on that vCPU's own thread, as KVM exits would.
+ * Under the qtest accelerator, which runs no guest code, "pvsched
+ * wrmsr|rdmsr|exit CPU VALUE" drives the MSR handler and the run-loop
+ * hook on that vCPU's own thread, as KVM exits would.
  */
 typedef struct PvschedQtestOp {
     const char *op;
@@ -207,7 +206,7 @@ static bool pvsched_check(PvschedState *s, Error **errp)
                           "-device pvsched,policy=pol0\n");
         return false;
     }
-    if (s->qtest && qtest_enabled()) {
+    if (qtest_enabled()) {
         return true;
     }
     if (!kvm_enabled()) {
@@ -272,7 +271,7 @@ static void pvsched_realize(DeviceState *dev, Error **errp)
         pvsched_vcpu_init(&s->vcpus[i], i, s->policy);
     }
     pvsched_state = s;
-    if (!kvm_enabled()) {
+    if (qtest_enabled()) {
         qtest_set_command_cb(pvsched_qtest_command);
     }
     s->policy_changed.notify = pvsched_policy_changed;
@@ -369,8 +368,6 @@ int pvsched_cpu_post_load(CPUState *cs)
 static const Property pvsched_properties[] = {
     DEFINE_PROP_LINK("policy", PvschedState, policy, TYPE_PVSCHED_POLICY,
                      PvschedPolicy *),
-    /* For qtests only: see pvsched_qtest_command(). */
-    DEFINE_PROP_BOOL("x-qtest", PvschedState, qtest, false),
 };
 
 static void pvsched_class_init(ObjectClass *oc, void *data)

@@ -112,14 +112,6 @@ static void test_needs_cpuid_property(void)
                          "Add kvm-pvsched=on to -cpu");
 }
 
-static void test_needs_kvm(void)
-{
-    assert_refused("-cpu qemu64,kvm-pvsched=on " POLICY
-                   "-device pvsched,policy=pol0", "Add -accel kvm");
-    assert_refused("-cpu qemu64 " POLICY "-device pvsched,policy=pol0",
-                   "Add -accel kvm");
-}
-
 static void test_needs_policy(void)
 {
     assert_refused("-cpu qemu64,kvm-pvsched=on -device pvsched",
@@ -503,11 +495,11 @@ static void test_hmp_info(void)
 
 /*
  * The MSR and the run loop, driven through the qtest protocol on each
- * vCPU's own thread (x-qtest=on): the same handler and hook as under KVM.
+ * vCPU's own thread (the qtest accelerator): the same handler and hook as under KVM.
  */
 #define QTEST_VM "-machine pc -smp 2 -m 128M -cpu qemu64 " \
     "-object pvsched-policy,id=pol0,boost-priority=8,max-boost-us=0 " \
-    "-device pvsched,policy=pol0,x-qtest=on"
+    "-device pvsched,policy=pol0"
 
 #define AREA0   0x100000ULL     /* guest RAM, 64-byte aligned */
 #define AREA1   0x100040ULL
@@ -651,7 +643,7 @@ static void test_msr_ram_end(void)
     args = g_strdup_printf("-machine pc,max-ram-below-4g=%llu -smp 1 "
                            "-m 128M -cpu qemu64 "
                            "-object pvsched-policy,id=pol0 "
-                           "-device pvsched,policy=pol0,x-qtest=on "
+                           "-device pvsched,policy=pol0 "
                            "-trace pvsched_msr_invalid -D %s",
                            RAM_END_LOW, log);
     qts = qtest_init(args);
@@ -688,7 +680,7 @@ static void test_msr_unplugged_virtio_mem(void)
                                  "-device virtio-mem-pci,id=vm0,"
                                  "memdev=vmem0,requested-size=0 "
                                  "-object pvsched-policy,id=pol0 "
-                                 "-device pvsched,policy=pol0,x-qtest=on");
+                                 "-device pvsched,policy=pol0");
     uint64_t addr = qom_get_int(qts, "/machine/peripheral/vm0", "memaddr");
 
     g_assert_cmphex(addr, !=, 0);
@@ -710,7 +702,7 @@ static void test_msr_unplugged_virtio_mem(void)
  * its backend deleted; the disable that lets go of it must not finalize
  * the memory on the vCPU thread without the BQL (memory regions are
  * finalized under the BQL, which memory_region_transaction_commit()
- * asserts).  x-qtest runs the MSR handler without the BQL, as KVM does.
+ * asserts).  Under qtest the MSR handler runs without the BQL, as KVM does.
  */
 static void test_area_outlives_dimm(void)
 {
@@ -721,7 +713,7 @@ static void test_area_outlives_dimm(void)
                                  "-device pc-dimm,id=dimm0,memdev=mem0,"
                                  "addr=0x100000000 "
                                  "-object pvsched-policy,id=pol0 "
-                                 "-device pvsched,policy=pol0,x-qtest=on");
+                                 "-device pvsched,policy=pol0");
     QDict *rsp;
 
     g_assert_true(wrmsr(qts, 0, DIMM_ADDR | MSR_ENABLE));
@@ -956,7 +948,7 @@ static void test_static_from_start(void)
     QTestState *qts = qtest_init("-machine pc -smp 2 -m 128M -cpu qemu64 "
                                  "-object pvsched-policy,id=pol0,mode=static,"
                                  "boost-priority=8 "
-                                 "-device pvsched,policy=pol0,x-qtest=on");
+                                 "-device pvsched,policy=pol0");
     QDict *rsp;
 
     /* vm_exit() waits for the work realize queued on each vCPU. */
@@ -1201,7 +1193,7 @@ static void test_migrate_invalid_area(void)
                     "-cpu qemu64 "
                     "-object pvsched-policy,id=pol0,boost-priority=8,"
                     "max-boost-us=0 "
-                    "-device pvsched,policy=pol0,x-qtest=on",
+                    "-device pvsched,policy=pol0",
                     0x6000000ULL,
                     "pvsched: vCPU 1's area at 0x6000000 cannot be "
                     "registered here:");
@@ -1227,7 +1219,7 @@ static QTestState *boost_vcpu0(const char *policy)
     g_autofree char *args = g_strdup_printf(
         "-machine pc -smp 1 -m 128M -cpu qemu64 "
         "-object pvsched-policy,id=pol0,boost-priority=8,%s "
-        "-device pvsched,policy=pol0,x-qtest=on", policy);
+        "-device pvsched,policy=pol0", policy);
     QTestState *qts = qtest_init(args);
 
     g_assert_true(wrmsr(qts, 0, AREA0 | MSR_ENABLE));
@@ -1300,7 +1292,7 @@ static int count_matches(const char *path, const char *what)
 
 /*
  * A boosted vCPU over its bound that does not run (halted, stopped; here
- * the x-qtest vCPU, which only runs when told to) is kicked, but the main
+ * the qtest vCPU, which only runs when told to) is kicked, but the main
  * loop must not keep waking to kick it again at a high rate.
  */
 static void test_bound_kick_backoff(void)
@@ -1630,7 +1622,7 @@ static void test_change_rolls_back(void)
                        "-object pvsched-policy,id=pol0,boost-priority=8,"
                        "max-boost-us=0,priority-ceiling=30 "
                        "-object iothread,id=io0 "
-                       "-device pvsched,policy=pol0,x-qtest=on");
+                       "-device pvsched,policy=pol0");
     g_assert_true(wrmsr(qts, 0, AREA0 | MSR_ENABLE));
     qtest_writeb(qts, AREA0 + 8, REQ_BOOST);
     vm_exit(qts, 0);
@@ -2248,7 +2240,7 @@ static void test_bql_plain_without_policy(void)
  */
 #define HOTPLUG_VM "-machine pc -smp 1,maxcpus=2 -m 128M -cpu qemu64 " \
     "-object pvsched-policy,id=pol0,boost-priority=8,max-boost-us=1000 " \
-    "-device pvsched,policy=pol0,x-qtest=on"
+    "-device pvsched,policy=pol0"
 #define CPU_HOTPLUG_PORT 0xaf00     /* PIIX4's, legacy and modern */
 
 static void plug_cpu1(QTestState *qts)
@@ -2446,7 +2438,6 @@ int main(int argc, char **argv)
     }
     add_kvm_func("/pvsched/device/needs-cpuid-property",
                  test_needs_cpuid_property);
-    qtest_add_func("/pvsched/device/needs-kvm", test_needs_kvm);
     qtest_add_func("/pvsched/device/needs-policy", test_needs_policy);
     add_kvm_func("/pvsched/device/one-device", test_one_device);
     qtest_add_func("/pvsched/device/unknown-policy-id",
