@@ -495,7 +495,7 @@ static void test_hmp_info(void)
 
 /*
  * The MSR and the run loop, driven through the qtest protocol on each
- * vCPU's own thread (the qtest accelerator): the same handler and hook as under KVM.
+ * vCPU's own thread: the same handler and hook as under KVM.
  */
 #define QTEST_VM "-machine pc -smp 2 -m 128M -cpu qemu64 " \
     "-object pvsched-policy,id=pol0,boost-priority=8,max-boost-us=0 " \
