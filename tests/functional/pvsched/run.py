@@ -15,7 +15,9 @@ Environment: PVSCHED_QEMU, PVSCHED_GUEST (see pvsched_vm.py).  Run as root
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
+import faulthandler
 import os
+import signal
 import sys
 import unittest
 
@@ -72,6 +74,9 @@ def rerun_l1_failures(result, runner):
 
 
 def main(names):
+    # A silent test is as bad as a failed one: "kill -USR1 <pid>" prints
+    # where every thread of this process is, and it goes on.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     problems = pvsched_vm.missing_prerequisites()
     if problems:
         bar = '!' * 72

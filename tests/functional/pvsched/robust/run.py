@@ -19,7 +19,9 @@ own knobs are in README.md here.  Run as root: the vCPU threads boost.
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
+import faulthandler
 import os
+import signal
 import sys
 import time
 import unittest
@@ -84,6 +86,9 @@ def load(names):
 
 
 def main(argv):
+    # A silent test is as bad as a failed one: "kill -USR1 <pid>" prints
+    # where every thread of this process is, and it goes on.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     problems = sanitizers.missing_prerequisites()
     if problems:
         bar = '!' * 72

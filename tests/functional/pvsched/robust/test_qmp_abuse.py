@@ -283,11 +283,15 @@ class QmpAbuseTest(RobustTestCase):
             f'{seed} python3 tests/functional/pvsched/robust/run.py '
             f'test_qmp_abuse)')
         changes = Changes(random.Random(seed))
-        vm = self.start_vm('ring', smp=SMP, policy=START, monitors=2)
+        # Paused: the ring guest boosts as soon as it runs, so the threads'
+        # attributes before it are only seen before it runs.
+        vm = self.start_vm('ring', smp=SMP, policy=START, monitors=2,
+                           paused=True)
         tids = vm.vcpu_tids()
         for cpu, tid in tids.items():
             self.assertEqual(vm.sched(tid), BASELINE, vm.report())
         self.assertEqual(vm.sched(vm.pid)[0], 'SCHED_FIFO')   # emulator
+        vm.qmp('cont')
 
         raw = vm.qmp('query-pvsched')['policy']
         del raw['id']
