@@ -65,6 +65,19 @@ ENUMS = {'mode': ('dynamic', 'static', 'off'),
          'boost-class': ('fifo', 'rr', 'other', 'deadline', 'uclamp')}
 NICE = (-20, 19)
 SCHED_NAME = {'fifo': 'SCHED_FIFO', 'rr': 'SCHED_RR'}
+# NO_DEADLINE: why the random changes never pick boost-class=deadline
+# (issue 15).  With
+# it, vCPU threads switch between SCHED_DEADLINE and other classes many
+# times a second while they contend for the BQL, a priority-inheriting
+# futex.  On Debian 12's kernel (6.1.0-57, in the L1 VM) that left a vCPU
+# thread SCHED_DEADLINE, runnable, off every runqueue (dl_nr_running 0)
+# and with no replenishment timer (none in /proc/timer_list), its
+# runtime negative since its last deadline: throttled for ever, while
+# both CPUs idled.  Everything else in QEMU then waited on the BQL, and
+# the process could not even exit (a zombie whose DL thread never ran).
+# 2 of about 30 runs here.  That is the kernel's deadline class losing
+# a throttled task across priority inheritance, not QEMU's doing;
+# test_classes still boosts with SCHED_DEADLINE, once per test.
 
 
 def log(msg):
@@ -149,7 +162,8 @@ class Changes:
         if key == 'mode':
             return r.choice(('dynamic', 'dynamic', 'static', 'off', 'off'))
         if key == 'boost-class':
-            return r.choice(('fifo', 'fifo', 'rr', 'other', 'deadline',
+            # Not 'deadline': see NO_DEADLINE at the top.
+            return r.choice(('fifo', 'fifo', 'rr', 'other', 'other',
                              'uclamp'))
         if key == 'boost-priority':
             return r.randint(1, CEILING + 5)
