@@ -14,6 +14,7 @@ CPU time (/proc/<pid>/task/<tid>/schedstat) from outside QEMU.
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
+import contextlib
 import ctypes
 import os
 import subprocess
@@ -214,17 +215,28 @@ class BoundTest(unittest.TestCase):
             if self.boosted_spin(attempt == MEASURE_ATTEMPTS):
                 return
 
-    def boosted_spin(self, last):
-        """One run of (a); False if it could not be measured closely."""
+    @contextlib.contextmanager
+    def watched_spin(self, watch_class):
+        """The spin guest with vCPU 0 pinned to the last CPU and sampled by
+        a watch_class thread from before the guest runs: yields (vm,
+        watch) with the guest running.  The caller stops the watch."""
         vcpu_cpu = max(os.sched_getaffinity(0))
         with PvschedVM('spin', append='ms=2000', smp=2, policy=BOUNDED,
                        paused=True) as vm:
             tid = vm.vcpu_tids()[0]
             os.sched_setaffinity(tid, {vcpu_cpu})
-            watch = BoostWatch(vm.pid, tid, vcpu_cpu)
+            watch = watch_class(vm.pid, tid, vcpu_cpu)
             watch.start()
             try:
                 vm.qmp('cont')
+                yield vm, watch
+            finally:
+                watch.stop()
+
+    def boosted_spin(self, last):
+        """One run of (a); False if it could not be measured closely."""
+        with self.watched_spin(BoostWatch) as (vm, watch):
+            try:
                 # The guest boosts, then spins for 2 s without exits and
                 # says nothing until it is done: look while it spins.
                 vm.wait_event('PVSCHED_THROTTLED', timeout=30,
@@ -274,18 +286,9 @@ class BoundTest(unittest.TestCase):
 
     def stopped_spin(self, last):
         """One run; False if the main loop stopped too late to tell."""
-        vcpu_cpu = max(os.sched_getaffinity(0))
-        with PvschedVM('spin', append='ms=2000', smp=2, policy=BOUNDED,
-                       paused=True) as vm:
-            tid = vm.vcpu_tids()[0]
-            os.sched_setaffinity(tid, {vcpu_cpu})
-            watch = MainLoopStopper(vm.pid, tid, vcpu_cpu)
-            watch.start()
-            try:
-                vm.qmp('cont')
-                watch.join(timeout=60)
-            finally:
-                watch.stop()
+        with self.watched_spin(MainLoopStopper) as (vm, watch):
+            watch.join(timeout=60)
+            watch.stop()
             self.assertIsNotNone(watch.stopped_at,
                                  'never seen boosted, or the main loop '
                                  'could not be stopped (see above)')
