@@ -74,6 +74,19 @@ static void learn_lag(PvschedVcpu *v, int64_t aim_ns, int64_t max_boost_ns,
 }
 
 /*
+ * From any thread: the boosted CPU time the vCPU has spent under its
+ * bound so far, in *@spent; false once its thread is gone.
+ */
+static bool bound_spent(PvschedVcpu *v, int64_t *spent)
+{
+    int64_t cpu_ns = backend->clock_cpu_ns(qatomic_read(&v->cpu_clock),
+                                           backend->opaque);
+
+    *spent = cpu_ns - qatomic_read(&v->st.bound_cpu_ns);
+    return cpu_ns >= 0;
+}
+
+/*
  * The bound on boosted CPU time, enforced from the main loop whatever the
  * guest does: POSIX CPU-time timers fire on the host tick, too late to be
  * the only check of a 3 ms budget (they are the backstop, below), so a
@@ -90,7 +103,7 @@ static void bound_check(void *opaque)
     PvschedVcpu *v = opaque;
     PvschedBoostConfig cfg;
     CPUState *cs;
-    int64_t cpu_ns, left, next;
+    int64_t spent, left, next;
 
     if (qatomic_read(&v->st.status) != PVSCHED_STATUS_BOOSTED) {
         v->kick_retry_ns = 0;
@@ -102,15 +115,12 @@ static void bound_check(void *opaque)
         return;
     }
     cs = qemu_get_cpu(v->index);
-    cpu_ns = backend->clock_cpu_ns(qatomic_read(&v->cpu_clock),
-                                    backend->opaque);
-    if (!cs || cpu_ns < 0) {
+    if (!bound_spent(v, &spent) || !cs) {
         trace_pvsched_bound_gone(v->index);
         v->kick_retry_ns = 0;
         return;
     }
-    left = bound_aim(v, cfg.max_boost_ns) -
-           (cpu_ns - qatomic_read(&v->st.bound_cpu_ns));
+    left = bound_aim(v, cfg.max_boost_ns) - spent;
     if (left >= 0) {
         v->kick_retry_ns = 0;
         next = MAX(left, BOUND_POLL_MIN_NS);
@@ -167,14 +177,9 @@ static void backstop_create(PvschedVcpu *v)
 /* What is left of a bound that started before now; at least 1 ns. */
 static int64_t bound_left(PvschedVcpu *v, int64_t max_boost_ns)
 {
-    int64_t cpu_ns = backend->clock_cpu_ns(qatomic_read(&v->cpu_clock),
-                                           backend->opaque);
+    int64_t spent;
 
-    if (cpu_ns < 0) {
-        return 1;
-    }
-    return MAX(max_boost_ns - (cpu_ns - qatomic_read(&v->st.bound_cpu_ns)),
-               1);
+    return bound_spent(v, &spent) ? MAX(max_boost_ns - spent, 1) : 1;
 }
 
 static bool bound_applies(PvschedVcpu *v)
@@ -374,8 +379,11 @@ static void vcpu_thread_exit(Notifier *n, void *data)
     bql_unlock();
 }
 
-/* On the vCPU thread, before it first gets any state here. */
-static void watch_thread_exit(PvschedVcpu *v)
+/*
+ * On the vCPU thread, before it first gets any state here: what lives and
+ * dies with the thread, its teardown at exit and its CPU-time timer.
+ */
+static void bind_thread(PvschedVcpu *v)
 {
     if (unlikely(!v->exit_watched)) {
         v->thread_exit.notify = vcpu_thread_exit;
@@ -397,7 +405,7 @@ static void apply(PvschedVcpu *v, bool check_bound)
     int64_t boosted_ns = v->st.boosted_cpu_ns;
     bool changed;
 
-    watch_thread_exit(v);
+    bind_thread(v);
     pvsched_policy_get_config(v->policy, &cfg);
     /*
      * The state machine throttles where the bound checks kick; it reads
@@ -472,7 +480,7 @@ static bool enable(PvschedVcpu *v, uint64_t *msr, uint64_t val)
         trace_pvsched_msr_invalid(v->index, val, why);
         return false;
     }
-    watch_thread_exit(v);
+    bind_thread(v);
     if (v->area.hva) {
         disable(v, true);
     }

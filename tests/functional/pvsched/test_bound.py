@@ -209,11 +209,23 @@ class BoundTest(unittest.TestCase):
         if problems:
             self.fail('cannot run KVM tests: ' + '; '.join(problems))
 
+    def measured(self, run):
+        """run(last) until it measured something (True), at most
+        MEASURE_ATTEMPTS times; last: fail rather than return False."""
+        for attempt in range(1, MEASURE_ATTEMPTS + 1):
+            if run(attempt == MEASURE_ATTEMPTS):
+                return
+
+    def again(self, msg, last):
+        """A run that measured nothing: False, or on the last one, fail."""
+        if last:
+            self.fail(msg)
+        print(f'  {msg}; again', file=sys.stderr)
+        return False
+
     def test_bound_in_cpu_time(self):
         """(a) and (c): throttled after the bound plus OVERRUN_NS at most."""
-        for attempt in range(1, MEASURE_ATTEMPTS + 1):
-            if self.boosted_spin(attempt == MEASURE_ATTEMPTS):
-                return
+        self.measured(self.boosted_spin)
 
     @contextlib.contextmanager
     def watched_spin(self, watch_class):
@@ -260,13 +272,10 @@ class BoundTest(unittest.TestCase):
             if upper - lower > TICK_NS:
                 # Only when the sampler was held off, its CPU not running
                 # (an L1 whose host is overloaded): no measurement.
-                msg = (f'boost measured to within {(upper - lower) / 1e6:.1f}'
-                       f' ms only, more than a tick: the sampler was held '
-                       f'off')
-                if not last:
-                    print(f'  {msg}; again', file=sys.stderr)
-                    return False
-                self.fail(msg)
+                return self.again(f'boost measured to within '
+                                  f'{(upper - lower) / 1e6:.1f} ms only, '
+                                  f'more than a tick: the sampler was held '
+                                  f'off', last)
             self.assertGreaterEqual(upper, 3_000_000,
                                     f'unboosted after at most {upper} ns '
                                     f'of CPU time, before the bound')
@@ -280,9 +289,7 @@ class BoundTest(unittest.TestCase):
 
     def test_bound_without_main_loop(self):
         """(a) with QEMU's main loop stopped: the kernel ends the boost."""
-        for attempt in range(1, MEASURE_ATTEMPTS + 1):
-            if self.stopped_spin(attempt == MEASURE_ATTEMPTS):
-                return
+        self.measured(self.stopped_spin)
 
     def stopped_spin(self, last):
         """One run; False if the main loop stopped too late to tell."""
@@ -307,13 +314,9 @@ class BoundTest(unittest.TestCase):
                                  f' at least {lower} ns of CPU time, bound'
                                  f' 3 ms + {OVERRUN_NS} ns')
             if late >= 3_000_000 or upper - lower > TICK_NS:
-                msg = (f'the main loop stopped {late / 1e6:.1f} ms into the'
-                       f' boost, measured to within '
-                       f'{(upper - lower) / 1e6:.1f} ms')
-                if not last:
-                    print(f'  {msg}; again', file=sys.stderr)
-                    return False
-                self.fail(msg)
+                return self.again(f'the main loop stopped {late / 1e6:.1f} '
+                                  f'ms into the boost, measured to within '
+                                  f'{(upper - lower) / 1e6:.1f} ms', last)
             vm.wait_event('PVSCHED_THROTTLED', timeout=30,
                           **{'cpu-index': 0})
             v = {x['cpu-index']: x for x in
