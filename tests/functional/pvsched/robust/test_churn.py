@@ -20,17 +20,21 @@ a boost the reset left behind.  On the ASan+UBSan QEMU:
   memory_region_find(), which takes a reference on the RAM region's owner,
   the machine's RAM backend (hw/pvsched/guest-area.c), and disable and
   reset must drop it.  The test reads that object's reference count
-  (current_machine->memdev, through gdb, with the VM's debug info) at the
-  first cycle, while every vCPU is registered (it must be higher by one
-  per vCPU: the probe sees the references) and at the end (back to the
-  first value).
+  (current_machine->memdev->parent.ref) at the first cycle, while every
+  vCPU is registered (it must be higher by one per vCPU: the probe sees
+  the references) and at the end (back to the first value).  gdb finds
+  where it lives once, in the binary's debug info, before QEMU starts;
+  the reads go through /proc/PID/mem and never stop QEMU.  (Attaching
+  gdb at every read took up to 3 minutes in the L1: a SCHED_OTHER gdb
+  parsing the ASan binary's debug info while both vCPUs spin at
+  SCHED_FIFO gets the 5% the RT throttle leaves.)
 
 One cycle takes ~10 s on this project's nested-KVM machine, almost all
 of it SeaBIOS running again after the reset; CI makes 12 cycles of 20
 registration rounds per vCPU.  PVSCHED_CHURN_CYCLES=1000 is the long mode
 (~3 hours here); PVSCHED_CHURN_REGS sets the rounds per boot.
 
-Needs gdb (for the reference count).
+Needs gdb (to find the reference count).
 
 SPDX-License-Identifier: GPL-2.0-or-later
 """
@@ -42,14 +46,14 @@ import subprocess
 import sys
 import time
 
-import sanitizers  # noqa: F401  (first: the ASan QEMU and its options)
+import sanitizers  # first: the ASan QEMU and its options
 from sanitizers import RobustTestCase
 import pvsched_vm
 
 SMP = 2
 POLICY = 'mode=dynamic,boost-class=fifo,boost-priority=8,max-boost-us=0'
-# A hang guard, not a measure: gdb reads the ASan binary's debug info at
-# every attach, which took over 120 s in the L1 on a loaded host.
+# A hang guard, not a measure: gdb reads the ASan binary's debug info,
+# which took over 120 s in the L1 on a loaded host.
 GDB_TIMEOUT_S = 900
 BASELINE = ('SCHED_OTHER', 0, 0)
 BOOSTED = ('SCHED_FIFO', 8, 0)
@@ -65,7 +69,10 @@ QUARANTINE_MB = 0
 # no quarantine), flat after the third boot.  A leak of 0.5 MiB per reset
 # fails the CI count, one of 6 KiB per reset the long mode.
 RSS_MARGIN_KB = 6 * 1024
-REF_EXPR = 'current_machine->memdev->parent.ref'
+# Where the reference count is: current_machine->memdev->parent.ref.
+REF_PATH = ('&current_machine',
+            '&((MachineState *)0)->memdev',
+            '&((HostMemoryBackend *)0)->parent.ref')
 RSS_RE = re.compile(r'^VmRSS:\s+(\d+) kB', re.M)
 
 
@@ -80,22 +87,45 @@ def rss_kb(pid):
 
 class ChurnTest(RobustTestCase):
 
-    def ram_refs(self, vm):
-        """The reference count of the machine's RAM backend, read with
-        gdb from the running QEMU (it stops it for the read)."""
+    def find_refs(self, binary):
+        """The link-time address of current_machine and the offsets
+        that lead from it to the RAM backend's reference count, from
+        the binary's debug info."""
         gdb = shutil.which('gdb')
-        self.assertIsNotNone(gdb, 'gdb is needed to read the RAM '
+        self.assertIsNotNone(gdb, 'gdb is needed to find the RAM '
                              "backend's reference count (apt-get install "
                              'gdb)')
-        out = subprocess.run([gdb, '-nx', '-batch', '-p', str(vm.pid),
-                              '-ex', f'print {REF_EXPR}'],
-                             capture_output=True, text=True,
+        cmd = [gdb, '-nx', '-batch', binary]
+        for expr in REF_PATH:
+            cmd += ['-ex', f'print/d (long){expr}']
+        out = subprocess.run(cmd, capture_output=True, text=True,
                              timeout=GDB_TIMEOUT_S)
-        m = re.search(r'^\$1 = (\d+)$', out.stdout, re.M)
-        self.assertIsNotNone(m, f'gdb could not read {REF_EXPR}:\n'
-                             f'{out.stdout[-2000:]}\n{out.stderr[-2000:]}' +
-                             vm.report())
-        return int(m[1])
+        found = re.findall(r'^\$\d+ = (\d+)$', out.stdout, re.M)
+        self.assertEqual(len(found), len(REF_PATH),
+                         f'gdb could not find {REF_PATH} in {binary}:\n'
+                         f'{out.stdout[-2000:]}\n{out.stderr[-2000:]}')
+        self.ref_path = [int(x) for x in found]
+
+    def ram_refs(self, vm):
+        """The reference count of the machine's RAM backend, read from
+        the running QEMU's memory."""
+        exe = os.path.realpath(f'/proc/{vm.pid}/exe')
+        with open(f'/proc/{vm.pid}/maps') as f:
+            # A PIE: link-time addresses are offsets from where the
+            # mapping of the binary's first page starts.
+            base = next(int(line.split('-')[0], 16) for line in f
+                        if line.split()[2] == '00000000' and
+                        line.rstrip().endswith(exe))
+        sym, memdev, ref = self.ref_path
+        with open(f'/proc/{vm.pid}/mem', 'rb') as mem:
+            def read(addr, size):
+                mem.seek(addr)
+                return int.from_bytes(mem.read(size), sys.byteorder)
+            machine = read(base + sym, 8)
+            backend = read(machine + memdev, 8)
+            self.assertNotEqual(backend, 0, 'no memory backend: '
+                                'the VM must have -machine memory-backend')
+            return read(backend + ref, 4)
 
     def check_fresh(self, vm, tids, cycle):
         """After a reset: nothing registered, nothing boosted."""
@@ -119,6 +149,7 @@ class ChurnTest(RobustTestCase):
         asan = os.environ.get('ASAN_OPTIONS', '')
         os.environ['ASAN_OPTIONS'] = \
             f'{asan}:quarantine_size_mb={QUARANTINE_MB}'.lstrip(':')
+        self.find_refs(sanitizers.QEMU)
         try:
             vm = self.start_vm('churn', append=f'regs={regs}', smp=SMP,
                                policy=POLICY)
