@@ -15,9 +15,9 @@ The KVM RFC's table (seed 002) rebuilt on QEMU's pvsched: cyclictest
   static   the vanilla VM with its vCPU thread made SCHED_FIFO 8 from
            outside (what libvirt's <vcpusched> does)
 
-The three VMs are restored from the booted-guest snapshot of
-guest/linux/linuxvm.py (the same one guest/linux/test.py uses); the guest
-keeps one CPU online, and both vCPU threads are pinned to --host-cpu.
+The three VMs boot the guest of guest/linux/linuxvm.py (the one that
+guest/linux/test.py uses); cyclictest runs on its CPU 0, and both vCPU
+threads are pinned to --host-cpu.
 
 Guest: avg, p99 (cyclictest histogram) and max latency.  Host: the hog's
 throughput (loop iterations per second) and the vCPU thread's CPU time.
@@ -94,8 +94,7 @@ class Hog:
 
 
 def start(name, pvsched, args):
-    """Bring up one guest from the booted-guest snapshot (the first run
-    on a machine boots it, and saves the snapshot)."""
+    """One guest, not started yet."""
     log(f'# starting the {name} guest')
     module = name in MODULE_ARGS
     vm = linuxvm.LinuxVM('bench', pvsched=pvsched, trace=module,
@@ -111,16 +110,14 @@ def start(name, pvsched, args):
 def ready(vm, args, host_cpu):
     """Wait for the guest's first BENCH-READY, pin the vCPU, stop the VM."""
     vm.start(boot_timeout=args.boot_timeout)
-    log(f'# {vm.name}: ' + (f'restored in {vm.start_seconds:.1f} s'
-                            if vm.restored else
-                            f'booted in {vm.boot_seconds:.0f} s'))
+    log(f'# {vm.name}: booted in {vm.boot_seconds:.0f} s')
     vm.expect(r'^SCRIPT lines=', 600)
     if vm.module:
         m = vm.expect(r'^LOADED rc=(\d+)', 600)
         if m.group(1) != '0':
             raise linuxvm.GuestError(f'{vm.name}: insmod failed')
     vm.expect(r'^BENCH-READY', 600)
-    # The guest runs on vCPU 0 (CPU 1 stays offline).
+    # cyclictest runs on vCPU 0.
     vm.tid = vm.vcpu_threads()[0]
     for tid in vm.vcpu_threads().values():
         os.sched_setaffinity(tid, {host_cpu})
@@ -279,14 +276,9 @@ def _plot(results, args, path):
 
 
 def bench(args):
-    """Boot (or restore) the VMs, run every configuration args.rounds
+    """Boot the VMs, run every configuration args.rounds
     times; returns (results, the module's STATS lines, table)."""
     problems = linuxvm.missing_prerequisites()
-    if linuxvm.USERLAND != 'busybox':
-        # pvinit runs the test scenario only: there is no cyclictest.
-        problems.append(linuxvm.emulated_user_code() or
-                        f'PVSCHED_LINUX_USERLAND={linuxvm.USERLAND}: '
-                        'the benchmark needs busybox and cyclictest')
     err = None if problems else linuxvm.ensure_guest(log=log)
     if problems or err:
         raise RuntimeError('; '.join(problems + ([err] if err else [])))
@@ -342,7 +334,7 @@ def run(p):
     """The linux benchmark of bench/run.py (p.runs rounds of 5 s runs)."""
     args = argparse.Namespace(
         rounds=p.runs, seconds=RUN_PY_ROUNDS_SECONDS, intervals=[500, 1000],
-        host_cpu=1, boot_timeout=2700, verbose=False, out=p.out)
+        host_cpu=1, boot_timeout=300, verbose=False, out=p.out)
     results, stats, text = bench(args)
     return {'table': text, 'results': results, 'stats': stats,
             'args': {k: v for k, v in vars(args).items()}}
@@ -364,9 +356,8 @@ def main():
     ap.add_argument('--intervals', default='500,1000')
     ap.add_argument('--host-cpu', type=int, default=1,
                     help='host CPU for the vCPU threads and the hog')
-    ap.add_argument('--boot-timeout', type=float, default=2700,
-                    help='seconds, when there is no snapshot yet (this '
-                         'host\'s nested KVM boots in tens of minutes)')
+    ap.add_argument('--boot-timeout', type=float, default=300,
+                    help='seconds for a guest to boot (default 300)')
     ap.add_argument('--out', default=os.path.join(REPO, 'build', 'bench'))
     ap.add_argument('--verbose', '-v', action='store_true')
     args = ap.parse_args()

@@ -1,15 +1,12 @@
 #!/bin/bash
 # Build the Linux test guest for pvsched from Debian packages only:
 #   OUTDIR/bzImage            Debian bookworm's 6.1 kernel (linux-image-*-amd64)
-#   OUTDIR/vmlinux            the same kernel, uncompressed, PVH-bootable
 #   OUTDIR/initramfs.cpio.gz  busybox, cyclictest, pvsched.ko and /init
-#                             (the userland is i386: see "32-bit userland")
-#   OUTDIR/initramfs.cpio     the same, uncompressed
 #
 # usage: guest/linux/build-guest.sh OUTDIR
 #
 # Packages are fetched with apt-get download and unpacked with dpkg-deb
-# into PVSCHED_LINUX_CACHE (default /var/cache/pvsched/linux-guest), so a
+# into PVSCHED_LINUX_CACHE (default $PVSCHED_CACHE/linux-guest), so a
 # rebuild is seconds and needs no network.  Run as root (it installs the
 # host tools it needs with apt-get).
 #
@@ -21,7 +18,7 @@ set -euo pipefail
 OUT=$(realpath -m "$1")
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
-CACHE=${PVSCHED_LINUX_CACHE:-/var/cache/pvsched/linux-guest}
+CACHE=${PVSCHED_LINUX_CACHE:-${PVSCHED_CACHE:-/var/cache/pvsched}/linux-guest}
 
 log() { echo "build-guest: $*" >&2; }
 die() { echo "build-guest: error: $*" >&2; exit 1; }
@@ -63,30 +60,14 @@ fi
 FLAVOUR_COMMON=${ABI%-amd64}-common
 log "guest kernel $ABI ($KVER)"
 
-# 32-bit userland: this host's nested KVM mishandles the 64-bit SYSCALL
-# instruction of an unmodified guest (it jumps to the guest's LSTAR but
-# stays in user mode), and raises #UD for int $0x80, which the guest
-# kernel, patched by extract-pvh.py, turns back into the system call.
-# i386 processes make every system call with int $0x80 once the guest
-# kernel is told not to use SYSCALL32/SYSENTER32 in its 32-bit vDSO
-# (clearcpuid=110,111 in kernel-args).  The 64-bit kernel runs them
-# through CONFIG_IA32_EMULATION, as on any Debian amd64 system.  (Still
-# not enough on this host: see "This host's KVM" in the docs.)
-USERLAND=(busybox-static:i386 rt-tests:i386 libnuma1:i386 libc6:i386)
-if ! dpkg --print-foreign-architectures | grep -qx i386; then
-    log "adding the i386 architecture to dpkg for the guest's userland"
-    [ "$(id -u)" = 0 ] || die "run as root: dpkg --add-architecture i386"
-    dpkg --add-architecture i386
-    # A half-synced mirror fails one index; what the download needs is
-    # usually there, and apt-get download says so if it is not.
-    apt-get update >&2 || true
-fi
+# busybox has no chrt: util-linux's, which also does SCHED_DEADLINE.
+USERLAND=(busybox-static rt-tests util-linux libnuma1 libc6)
 PKGS=("linux-image-$ABI=$KVER" "linux-headers-$ABI=$KVER"
       "linux-headers-$FLAVOUR_COMMON=$KVER" "linux-kbuild-6.1=$KVER"
       "${USERLAND[@]}")
 
 # One download per package name+version; a stamp lists what was fetched.
-stamp="$CACHE/deb/fetched-$ABI-$KVER-i386"
+stamp="$CACHE/deb/fetched-$(echo "${PKGS[*]}" | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
     log "downloading ${PKGS[*]}"
     # _apt cannot write into root's cache dir: download from a temp dir.
@@ -132,9 +113,6 @@ f=$(deb "linux-image-$ABI")
 [ -n "$f" ] || die "missing package linux-image-$ABI"
 dpkg-deb --fsys-tarfile "$f" | tar -x -C "$BUILD" "./boot/vmlinuz-$ABI"
 cp "$BUILD/boot/vmlinuz-$ABI" "$OUT/bzImage"
-# The same kernel as a PVH-bootable ELF, with the one change this host's
-# nested KVM needs to boot it (see extract-pvh.py).
-python3 "$HERE/extract-pvh.py" "$OUT/bzImage" "$OUT/vmlinux"
 
 # --- the module, built in a copy so the source tree stays clean
 cp -r "$HERE/pvsched" "$BUILD/pvsched"
@@ -152,29 +130,28 @@ fi
 # --- the initramfs
 IR="$BUILD/initramfs"
 mkdir -p "$IR"/{bin,sbin,dev,proc,sys,tmp,run,root,etc,lib/modules}
-for p in busybox-static rt-tests libnuma1 libc6; do
-    f=$(deb "$p" i386)
-    [ -n "$f" ] || die "missing package $p:i386 in $CACHE/deb"
+for p in "${USERLAND[@]}"; do
+    f=$(deb "$p")
+    [ -n "$f" ] || die "missing package $p in $CACHE/deb"
     dpkg-deb -x "$f" "$BUILD/pkgs"
 done
 cp "$BUILD/pkgs/bin/busybox" "$IR/bin/busybox"
 # Applet links at build time: the guest's /init must not depend on them
 # being created (and it stays a plain cpio).
-for a in $("$IR/bin/busybox" --list 2>/dev/null ||
-           "$BUILD/pkgs/bin/busybox" --list); do
+for a in $("$IR/bin/busybox" --list); do
     [ -e "$IR/bin/$a" ] || ln -s busybox "$IR/bin/$a"
 done
-[ -e "$IR/bin/sh" ] || die "busybox --list gave no applets (can this host run i386?)"
+[ -e "$IR/bin/sh" ] || die "busybox --list gave no applets"
 
-cp "$BUILD/pkgs/usr/bin/cyclictest" "$IR/bin/cyclictest"
-# cyclictest is dynamically linked: copy its interpreter and, following
-# DT_NEEDED, every library from the unpacked i386 packages (not the
-# host's: it need not run i386 programs).
+# cyclictest and chrt are dynamically linked: copy their interpreter
+# and, following DT_NEEDED, every library from the unpacked packages (not
+# the host's: the guest's userland is Debian bookworm's, whatever this
+# host runs).
 copy_lib() {
     local name=$1 src
     src=$(find "$BUILD/pkgs/lib" "$BUILD/pkgs/usr/lib" -name "$name" \
           \( -type f -o -type l \) | head -1)
-    [ -n "$src" ] || die "cyclictest: $name not in the i386 packages"
+    [ -n "$src" ] || die "$name is not in the packages"
     local dest=${src#"$BUILD/pkgs"}
     [ -e "$IR$dest" ] && return 0
     mkdir -p "$IR$(dirname "$dest")"
@@ -184,32 +161,31 @@ copy_lib() {
         copy_lib "$n"
     done
 }
-interp=$(readelf -l "$IR/bin/cyclictest" |
-         sed -n 's/.*Requesting program interpreter: \(.*\)\]/\1/p')
-[ "$interp" = /lib/ld-linux.so.2 ] || die "cyclictest: unexpected interpreter '$interp'"
-mkdir -p "$IR/lib"
-cp -L "$BUILD/pkgs$interp" "$IR$interp"
-for n in $(readelf -d "$IR/bin/cyclictest" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
-    copy_lib "$n"
-done
+copy_program() {
+    local prog=$1 interp n
+    mkdir -p "$IR/usr/bin"
+    cp "$BUILD/pkgs/usr/bin/$prog" "$IR/usr/bin/$prog"
+    interp=$(readelf -l "$IR/usr/bin/$prog" |
+             sed -n 's/.*Requesting program interpreter: \(.*\)\]/\1/p')
+    [ "$interp" = /lib64/ld-linux-x86-64.so.2 ] ||
+        die "$prog: unexpected interpreter '$interp'"
+    mkdir -p "$IR/lib64"
+    cp -L "$BUILD/pkgs$interp" "$IR$interp"
+    for n in $(readelf -d "$IR/usr/bin/$prog" |
+               sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+        copy_lib "$n"
+    done
+}
+copy_program cyclictest
+copy_program chrt
 
 # No debug info: the guest kernel copies and parses every byte at insmod.
 strip --strip-debug -o "$IR/lib/modules/pvsched.ko" "$BUILD/pvsched/pvsched.ko"
 # Only /init: the scenarios come from the host at run time (see init).
 cp "$HERE/initramfs/init" "$IR/init"
 chmod 755 "$IR/init"
-# PID 1 for a host that emulates guest user code (rdinit=/sbin/pvinit,
-# see pvinit.c): no libc, general registers only.
-gcc -m32 -static -nostdlib -ffreestanding -fno-pic -no-pie \
-    -fno-stack-protector -fcf-protection=none -mgeneral-regs-only \
-    -march=i686 -O2 -Wall -Wextra -Werror \
-    -o "$IR/sbin/pvinit" "$HERE/initramfs/pvinit.c" ||
-    die "pvinit build failed"
 
 (cd "$IR" && find . -print0 | LC_ALL=C sort -z |
-     cpio --quiet -o -0 -H newc --owner=0:0) > "$OUT/initramfs.cpio"
-# The tests boot the uncompressed one: inflating it is minutes of emulated
-# guest kernel on this host (see extract-pvh.py).
-gzip -9 -c "$OUT/initramfs.cpio" > "$OUT/initramfs.cpio.gz"
+     cpio --quiet -o -0 -H newc --owner=0:0) | gzip -9 > "$OUT/initramfs.cpio.gz"
 echo "$ABI" > "$OUT/kernel-release"
 log "wrote $OUT/bzImage $OUT/initramfs.cpio.gz ($(du -h "$OUT/initramfs.cpio.gz" | cut -f1))"

@@ -12,8 +12,6 @@ SPDX-License-Identifier: GPL-2.0-or-later
 """
 
 import ctypes
-import fcntl
-import glob
 import hashlib
 import json
 import os
@@ -23,30 +21,22 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, '..', '..'))
+sys.path.insert(0, os.path.join(REPO, 'tests', 'functional', 'pvsched'))
+import pvsched_vm  # noqa: E402
 QEMU = os.environ.get('PVSCHED_QEMU',
                       os.path.join(REPO, 'build', 'qemu-system-x86_64'))
 GUEST_DIR = os.environ.get('PVSCHED_LINUX_GUEST',
                            os.path.join(REPO, 'build', 'linux-guest'))
 BUILD_SCRIPT = os.path.join(HERE, 'build-guest.sh')
 
-# This host's nested KVM (kvm_pvm) emulates parts of the guest kernel and
-# fails on instructions KVM's emulator lacks: keep them out of the guest
-# (docs/system/pvsched-linux-guest.rst, "This host's KVM").  cx16 and
-# xsave go through CPUID; the rest through the kernel command line.
-# No steal time: enabling its static key at boot patches account_process_tick()
-# with an int3 while the timer interrupt runs it.
-CPU_MODEL = ('qemu64,-cx16,-xsave,-rdrand,-rdseed,-kvm-steal-time,'
-             '-kvmclock-stable-bit,+xsaveerptr')
-with open(os.path.join(HERE, 'kernel-args')) as _f:
-    KERNEL_ARGS = ' '.join(_f.read().split())
-
-POLICY_NAMES = {0: 'SCHED_OTHER', 1: 'SCHED_FIFO', 2: 'SCHED_RR',
-                3: 'SCHED_BATCH', 5: 'SCHED_IDLE', 6: 'SCHED_DEADLINE'}
+# What any x86 KVM host can give; the pvsched CPUID bit is added per VM.
+CPU_MODEL = 'qemu64'
 
 
 class GuestError(AssertionError):
@@ -57,36 +47,6 @@ def _die_with_parent():
     """In the QEMU child: killed when the Python process dies, even by
     SIGKILL, so that no QEMU outlives an interrupted run."""
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PDEATHSIG
-
-
-def emulated_user_code():
-    """Why this host's /dev/kvm cannot run an ordinary userland, or None.
-
-    kvm_pvm in its native mode runs an unmodified guest's kernel through
-    KVM's instruction emulator, and goes on emulating user code after the
-    kernel returns to it: an instruction that emulator lacks (glibc's SSE2
-    memset, x87 arithmetic) reaches the guest as #UD, and busybox as PID 1
-    dies (docs/system/pvsched-linux-guest.rst, "This host's KVM")."""
-    try:
-        with open('/sys/module/kvm_pvm/parameters/pvm_native') as f:
-            native = f.read().strip() == 'Y'
-    except OSError:
-        return None
-    if not native:
-        return None
-    return ('/dev/kvm is kvm_pvm in native mode (pvm_native=Y): it '
-            'emulates guest user code after returns from the kernel and '
-            'raises #UD where its emulator lacks an instruction (SSE, x87), '
-            'so neither busybox nor cyclictest survives; run on a host with '
-            'hardware virtualization (VMX/SVM, nested or not)')
-
-
-# PID 1: busybox and initramfs/init (the scenarios, cyclictest), or where
-# the host emulates user code, initramfs/pvinit.c (the test scenario only,
-# no libc).  PVSCHED_LINUX_USERLAND=busybox|pvinit overrides the choice.
-USERLAND = os.environ.get('PVSCHED_LINUX_USERLAND') or \
-    ('pvinit' if emulated_user_code() else 'busybox')
-INIT_ARGS = 'rdinit=/sbin/pvinit' if USERLAND == 'pvinit' else ''
 
 
 def missing_prerequisites(qemu=QEMU):
@@ -103,27 +63,9 @@ def missing_prerequisites(qemu=QEMU):
     return problems
 
 
-def guest_kernel(guest_dir):
-    """The kernel to boot: the PVH ELF when present (see build-guest.sh:
-    this host's nested KVM runs the bzImage decompressor very slowly)."""
-    vmlinux = os.path.join(guest_dir, 'vmlinux')
-    return vmlinux if os.path.exists(vmlinux) else \
-        os.path.join(guest_dir, 'bzImage')
-
-
-def guest_initrd(guest_dir):
-    """The uncompressed initramfs when present: inflating it in the guest
-    is slow where the guest kernel is emulated."""
-    cpio = os.path.join(guest_dir, 'initramfs.cpio')
-    return cpio if os.path.exists(cpio) else \
-        os.path.join(guest_dir, 'initramfs.cpio.gz')
-
-
 def guest_sources():
     """The files the guest is built from (a change means a rebuild)."""
-    files = [BUILD_SCRIPT, os.path.join(HERE, 'extract-pvh.py'),
-             os.path.join(HERE, 'initramfs', 'init'),
-             os.path.join(HERE, 'initramfs', 'pvinit.c'),
+    files = [BUILD_SCRIPT, os.path.join(HERE, 'initramfs', 'init'),
              os.path.join(REPO, 'include', 'pvsched', 'abi.h')]
     mod = os.path.join(HERE, 'pvsched')
     for root, dirs, names in os.walk(mod):
@@ -147,7 +89,7 @@ def ensure_guest(guest_dir=GUEST_DIR, log=print):
     """Build the guest if its files are missing or older than its sources
     (cached packages: seconds)."""
     need = [os.path.join(guest_dir, f)
-            for f in ('bzImage', 'initramfs.cpio.gz', 'initramfs.cpio')]
+            for f in ('bzImage', 'initramfs.cpio.gz')]
     stamp = os.path.join(guest_dir, 'sources.sha256')
     want = _digest(guest_sources())
     try:
@@ -175,20 +117,9 @@ def policy_string(mode='dynamic', prio=8, max_boost_us=3000,
 
 
 def read_sched(pid, tid):
-    """(policy name, rt priority) of a thread, from sched_getscheduler and
-    cross-checked with /proc/<pid>/task/<tid>/sched."""
-    policy = os.sched_getscheduler(tid) & ~os.SCHED_RESET_ON_FORK
-    prio = os.sched_getparam(tid).sched_priority
-    proc = {}
-    with open(f'/proc/{pid}/task/{tid}/sched') as f:
-        for line in f:
-            k, sep, v = line.partition(':')
-            if sep and k.strip() in ('policy', 'prio', 'nr_switches'):
-                proc[k.strip()] = int(v.strip())
-    if proc.get('policy') != policy:
-        raise GuestError(f'thread {tid}: sched_getscheduler says {policy}, '
-                         f'/proc says {proc.get("policy")}')
-    return POLICY_NAMES.get(policy, f'policy{policy}'), prio
+    """(policy name, rt priority) of a thread, read from outside and
+    cross-checked as the other KVM tests read it."""
+    return pvsched_vm.read_sched(pid, tid)[:2]
 
 
 def thread_cpu_ns(pid, tid):
@@ -197,34 +128,13 @@ def thread_cpu_ns(pid, tid):
         return int(f.read().split()[0])
 
 
-# The one VM configuration that every test and benchmark run restores: two
-# vCPUs, CPU 1 offline at boot (test.py brings it online after insmod;
-# the benchmark's guest keeps it offline), the pvsched device and CPUID
-# bit always present (a run without the guest module is "vanilla": no
-# area is ever registered, so QEMU never touches a thread's policy).
+# The one VM configuration of every test and benchmark run: two vCPUs,
+# the pvsched device and CPUID bit always present (a run without the
+# guest module is "vanilla": no area is ever registered, so QEMU never
+# touches a thread's policy).
 SMP = 2
 MEM = '256M'
-APPEND = f'maxcpus=1 {INIT_ARGS}'.strip()
 SCENARIOS = os.path.join(HERE, 'initramfs', 'scenarios.sh')
-SNAPSHOT_DIR = os.environ.get(
-    'PVSCHED_LINUX_SNAPSHOTS',
-    os.path.join(os.environ.get('PVSCHED_LINUX_CACHE',
-                                '/var/cache/pvsched/linux-guest'),
-                 'snapshots'))
-
-
-def snapshot_key(guest_dir=GUEST_DIR):
-    """What a booted guest depends on: the kernel, what the initramfs was
-    built from (sources.sha256: the initramfs itself differs between two
-    builds in file dates and paths, so that a fresh clone could never
-    reuse a snapshot), the command line, CPU model and machine size.  Not
-    the QEMU binary: a snapshot that a rebuilt QEMU cannot load is
-    replaced by a fresh boot."""
-    with open(os.path.join(guest_dir, 'sources.sha256')) as f:
-        sources = f.read().strip()
-    return _digest([guest_kernel(guest_dir)],
-                   f'{sources}|{CPU_MODEL}|{SMP}|{MEM}|{APPEND}|'
-                   f'{KERNEL_ARGS}')[:16]
 
 
 class LinuxVM:
@@ -234,10 +144,8 @@ class LinuxVM:
     record pvsched_* trace events to a file; settings: shell variables
     for the scenario (e.g. {'MODARGS': 'irq_hints=1'}).
 
-    start() restores the booted guest from the snapshot in SNAPSHOT_DIR
-    (seconds), or boots it (on this host's nested KVM, tens of minutes;
-    see the docs) and saves the snapshot for the next run; then sends
-    initramfs/scenarios.sh and runs the scenario.
+    start() boots the guest (seconds under KVM), waits for /init to ask
+    for its script, and sends initramfs/scenarios.sh with the scenario.
     """
 
     def __init__(self, scenario, pvsched=None, trace=False, settings=None,
@@ -249,43 +157,31 @@ class LinuxVM:
         self.guest_dir = guest_dir
         self.tmp = tempfile.mkdtemp(prefix='pvsched-linux-')
         self.trace_path = os.path.join(self.tmp, 'trace.log') if trace else None
+        self.qmp_path = os.path.join(self.tmp, 'qmp.sock')
         self.log = log
         self.proc = None
         self.pid = None
         self.stderr = None
-        self.restored = False
         self.boot_seconds = None
-        self.start_seconds = None
-        self.serial_log = []
-        self._qmp = None
-        self._n = 0
-
-    def _launch(self, incoming=None):
-        """Start QEMU: a fresh boot, or a restore from a snapshot file."""
-        self._n += 1
-        self.qmp_path = os.path.join(self.tmp, f'qmp{self._n}.sock')
         self.serial_log = []
         self._buf = b''
         self._qmp = None
+
+    def _launch(self):
         cpu = CPU_MODEL + ',kvm-pvsched=on'
         args = [self.qemu, '-accel', 'kvm', '-cpu', cpu, '-smp', str(SMP),
                 '-m', MEM, '-display', 'none', '-no-reboot', '-nodefaults',
-                '-kernel', guest_kernel(self.guest_dir),
-                '-initrd', guest_initrd(self.guest_dir),
-                '-append', f'console=ttyS0 loglevel=4 {KERNEL_ARGS} '
-                           f'pvsched.scenario=host {APPEND}',
+                '-kernel', os.path.join(self.guest_dir, 'bzImage'),
+                '-initrd', os.path.join(self.guest_dir, 'initramfs.cpio.gz'),
+                '-append', 'console=ttyS0 loglevel=4 pvsched.scenario=host',
                 '-serial', 'stdio',
                 '-qmp', f'unix:{self.qmp_path},server=on,wait=off',
                 '-object', 'pvsched-policy,id=pol0,' + self.policy,
                 '-device', 'pvsched,policy=pol0']
         if self.trace_path:
             args += ['-trace', f'enable=pvsched_*,file={self.trace_path}']
-        if incoming:
-            args += ['-incoming', f'file:{incoming}']
         self.args = args
-        if self.stderr:
-            self.stderr.close()
-        self.stderr = open(os.path.join(self.tmp, f'stderr{self._n}'), 'w+')
+        self.stderr = open(os.path.join(self.tmp, 'stderr'), 'w+')
         self.proc = subprocess.Popen(args, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE,
                                      stderr=self.stderr,
@@ -300,92 +196,13 @@ class LinuxVM:
             self._qmp.close()
             self._qmp = None
 
-    def _restore(self, path, timeout=120):
-        """Load the snapshot; False (QEMU gone) if this QEMU cannot."""
-        self._launch(incoming=path)
-        deadline = time.monotonic() + timeout
-        try:
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    return False
-                st = self.qmp('query-status')
-                if st['status'] == 'running':
-                    return True
-                # The snapshot was saved from a stopped VM, and QEMU
-                # carries that state over: loaded, and paused.
-                if (st['status'] != 'inmigrate' and
-                        self.qmp('query-migrate').get('status') ==
-                        'completed'):
-                    self.qmp('cont')
-                    return True
-                time.sleep(0.2)
-        except (OSError, ValueError, GuestError):
-            if self.proc.poll() is not None:
-                return False
-            raise
-        raise GuestError(f'snapshot {path} not loaded after {timeout} s')
-
-    def _boot_and_save(self, path, boot_timeout):
-        self._launch()
+    def start(self, boot_timeout=300):
+        """Boot the guest until it waits for its script, and send it."""
         t0 = time.monotonic()
+        self._launch()
         self.expect(r'^WAIT script', boot_timeout)
         self.boot_seconds = time.monotonic() - t0
-        self.qmp('stop')
-        tmp = path + '.tmp'
-        self.qmp('migrate', uri=f'file:{tmp}')
-        deadline = time.monotonic() + 300
-        while True:
-            st = self.qmp('query-migrate').get('status')
-            if st == 'completed':
-                break
-            if st in ('failed', 'cancelled') or time.monotonic() > deadline:
-                raise GuestError(f'saving the snapshot: migration {st}')
-            time.sleep(0.2)
-        os.rename(tmp, path)
-        for old in glob.glob(os.path.join(os.path.dirname(path), '*.mig')):
-            if old != path:
-                os.unlink(old)
-        self.qmp('cont')
-
-    def _snapshot_path(self):
-        os.makedirs(SNAPSHOT_DIR, exist_ok=True)
-        return os.path.join(SNAPSHOT_DIR,
-                            snapshot_key(self.guest_dir) + '.mig')
-
-    def start(self, boot_timeout=2700):
-        """Bring up a booted guest waiting for its script, and send it."""
-        path = self._snapshot_path()
-        t0 = time.monotonic()
-        # One process boots and saves; the others wait for its snapshot.
-        with open(path + '.lock', 'w') as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if os.path.exists(path):
-                if self._restore(path):
-                    self.restored = True
-                else:
-                    msg = self.stderr_text().strip().splitlines()[-3:]
-                    if self.log:
-                        self.log('snapshot not loadable by this QEMU, '
-                                 'booting afresh: ' + ' / '.join(msg))
-                    self._kill()
-                    os.unlink(path)
-            if not self.restored:
-                self._boot_and_save(path, boot_timeout)
-        self.start_seconds = time.monotonic() - t0
         self.send_script()
-
-    def prepare(self, boot_timeout=2700):
-        """Make sure the booted-guest snapshot exists, booting and saving
-        it if not; no scenario runs.  True if it was already there (not
-        loaded: a QEMU that cannot load it is found out by start())."""
-        path = self._snapshot_path()
-        with open(path + '.lock', 'w') as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if os.path.exists(path):
-                return True
-            self._boot_and_save(path, boot_timeout)
-            self._kill()
-        return False
 
     def send_script(self):
         lines = [f"{k}='{v}'" for k, v in self.settings.items()]
@@ -410,8 +227,8 @@ class LinuxVM:
             if not r and 'KVM internal error' in self.stderr_text():
                 # QEMU pauses the VM and waits: say why at once.
                 err = self.stderr_text()
-                raise GuestError('KVM internal error (this host cannot '
-                                 'emulate an instruction the guest ran):\n' +
+                raise GuestError('KVM internal error (QEMU paused the '
+                                 'VM):\n' +
                                  '\n'.join(ln for ln in err.splitlines()
                                            if ln.startswith(('KVM', 'emul',
                                                              'RIP', 'Code')))

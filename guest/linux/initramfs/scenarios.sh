@@ -57,39 +57,75 @@ run_cyclictest() {
 	[ $rc -eq 0 ] || sed 's/^/INFO cyclictest: /' /tmp/ct.out
 }
 
-# test: what guest/linux/test.py checks, step by step.  The kernel is
-# booted with maxcpus=1 and CPU 1 comes online after the module is loaded,
-# so that CPU 1 registers through the module's hotplug callback; and CPU 1
-# is offline while the module's tracepoints are attached and detached
-# (see "This host's KVM" in docs/system/pvsched-linux-guest.rst).
+# test: what guest/linux/test.py checks, step by step.
 CPU1=/sys/devices/system/cpu/cpu1/online
+SPIN='while :; do :; done'
+
+# Wait until task $1 has scheduling policy $2 (e.g. SCHED_FIFO).
+wait_policy() {
+	while :; do
+		out=$(chrt -p "$1") || { echo "FAIL chrt -p $1 failed"; return 1; }
+		case "$out" in *"policy: $2"*) return 0 ;; esac
+	done
+}
+
+# Stop task $1 and reap it.
+stop_task() {
+	kill "$1"
+	wait "$1" 2>/dev/null
+}
 
 scen_test() {
-	# No RT throttling: the spinner must hold CPU 1 while the host looks.
+	# No RT throttling: the spinners must hold CPU 1 while the host looks.
 	echo -1 > /proc/sys/kernel/sched_rt_runtime_us
+	# This shell stays off CPU 1, which the tasks under test own.
+	taskset -p -c 0 $$ > /dev/null
 	wait_host before-load 0
 	load_module $MODARGS
 	stats
+
+	# Hotplug: CPU 1 gives its area back, and registers it again.
+	echo 0 > $CPU1
+	echo "OFFLINE cpu=1 rc=$?"
+	wait_host cpu1-offline 0
 	echo 1 > $CPU1
 	echo "ONLINE cpu=1 rc=$? online=$(cat /sys/devices/system/cpu/online)"
-	# Keep this shell off CPU 1, which the RT work owns.
-	taskset -p -c 0 $$ > /dev/null
 	stats
 
-	chrt -f 50 taskset -c 1 sh -c 'while :; do :; done' &
-	spinner=$!
-	sleep 1
-	echo "RT-RUNNING cpu=1"
+	# RT from its first instruction on CPU 1.
+	chrt -f 50 taskset -c 1 sh -c "$SPIN" &
+	task=$!
+	wait_policy $task SCHED_FIFO
 	wait_host rt-running 1
-	kill $spinner
-	wait $spinner 2>/dev/null
+	stop_task $task
+	stats
+
+	# A task that makes itself RT while it runs: the shell spins as a
+	# normal task, then execs chrt, which calls sched_setscheduler() on
+	# itself and execs the spinner; no context switch on the way.
+	taskset -c 1 sh -c "i=0; while [ \$i -lt 20000 ]; do i=\$((i+1)); done; exec chrt -f 50 sh -c '$SPIN'" &
+	task=$!
+	wait_policy $task SCHED_FIFO
+	wait_host rt-self 1
+	stop_task $task
+
+	# A running normal task made RT, and normal again, from CPU 0.
+	taskset -c 1 sh -c "$SPIN" &
+	task=$!
+	sleep 1
+	wait_host normal-running 1
+	chrt -f -p 50 $task
+	wait_host rt-other 1
+	chrt -o -p 0 $task
+	wait_host normal-again 1
+	stop_task $task
 	stats
 
 	taskset -c 1 cyclictest -q -m -t1 -a 1 -p 80 -i 1000 -D 3 > /tmp/ct.out 2>&1 &
-	ct=$!
+	task=$!
 	sleep 1
 	wait_host cyclictest-running 1
-	wait $ct
+	wait $task
 	echo "RESULT cyclictest rc=$? $(grep -o 'Max: *[0-9]*' /tmp/ct.out)"
 	stats
 
@@ -98,18 +134,20 @@ scen_test() {
 	taskset -c 0 sh -c true
 	wait_host after 1
 
-	echo 0 > $CPU1
-	echo "OFFLINE cpu=1 rc=$?"
 	if rmmod pvsched; then
 		echo "UNLOADED rc=0"
 	else
 		echo "UNLOADED rc=$?"
 	fi
+	wait_host unloaded 0
+
+	# Reboot with the module loaded: every area is given back first.
+	load_module $MODARGS
 	stats
+	echo "REBOOTING"
 }
 
-# bench: load the module if LOAD_MODULE=1, then run what the host asks
-# (CPU 1 stays offline: a one-CPU guest):
+# bench: load the module if LOAD_MODULE=1, then run what the host asks:
 #   RUN <cpu> <interval-us> <seconds>   one cyclictest run, RESULT line
 #   STATS                               the module's counters
 #   QUIT

@@ -11,7 +11,12 @@
  *
  * Works on an unmodified kernel: the scheduler and irq hooks are the
  * sched_switch, irq and softirq tracepoints, found by name because only
- * some of them are exported to modules.
+ * some of them are exported to modules, and return probes on the two
+ * functions that change a task's priority.
+ *
+ * The doorbell is an exit to QEMU, tens of microseconds in a nested VM:
+ * it is never rung under the runqueue lock, but from an irq_work that
+ * the CPU takes as soon as it enables interrupts again.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -24,6 +29,15 @@
 #include <linux/sched.h>
 #include <linux/sched/rt.h>
 #include <linux/interrupt.h>
+#include <linux/irq_work.h>
+#include <linux/kprobes.h>
+#include <linux/panic_notifier.h>
+#include <linux/reboot.h>
+#include <linux/syscore_ops.h>
+#include <linux/version.h>
+#include <trace/events/sched.h>
+#include <trace/events/irq.h>
+#include <asm/trace/irq_vectors.h>
 #include <asm/msr.h>
 #include <asm/processor.h>
 #include <asm/cpufeature.h>
@@ -63,6 +77,16 @@ struct pvsched_cpu {
  */
 static DEFINE_PER_CPU(struct pvsched_cpu, pvsched_cpu);
 
+/*
+ * Ring the doorbell, if still needed, outside the runqueue lock: the
+ * irq_work from this CPU, the call from another one (irq_work_queue_on()
+ * is not exported); pvsched_csd_lock serialises the senders of a call,
+ * which smp_call_function_single_async() leaves to its callers.
+ */
+static DEFINE_PER_CPU(struct irq_work, pvsched_work);
+static DEFINE_PER_CPU(call_single_data_t, pvsched_csd);
+static DEFINE_PER_CPU(raw_spinlock_t, pvsched_csd_lock);
+
 static enum cpuhp_state pvsched_hp_state;
 static struct dentry *pvsched_dir;
 
@@ -88,12 +112,19 @@ static void pvsched_doorbell(struct pvsched_cpu *pc)
 		pc->doorbells++;
 }
 
-/*
- * Ask for @req on this CPU.  With @now, ring the doorbell unless the host
- * already shows the wanted state: a lazy request waits for the next exit
- * to userspace, which with the in-kernel irqchip may be far away.
- */
-static void pvsched_request(struct pvsched_cpu *pc, u8 req, bool now)
+/* Whether a boost is wanted while @p runs. */
+static bool pvsched_wants_boost(struct task_struct *p)
+{
+	/* SCHED_FIFO/RR, SCHED_DEADLINE, or PI-boosted to either. */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 11, 0)
+	return rt_or_dl_task(p);
+#else
+	return rt_task(p);
+#endif
+}
+
+/* Write @req into this CPU's area; true if the host must hear of it now. */
+static bool pvsched_request(struct pvsched_cpu *pc, u8 req)
 {
 	struct pvsched_area *a = this_cpu_ptr(&pvsched_area);
 	bool boosted;
@@ -105,15 +136,23 @@ static void pvsched_request(struct pvsched_cpu *pc, u8 req, bool now)
 		else
 			pc->unboosts++;
 	}
-	if (!now)
-		return;
-
 	boosted = READ_ONCE(a->boost_status) == PVSCHED_STATUS_BOOSTED;
 	/*
 	 * A THROTTLED vCPU is rung too: the host re-boosts it at the first
 	 * doorbell after its cooldown, which the guest cannot see coming.
 	 */
-	if (boosted == (req == PVSCHED_REQ_BOOST))
+	return boosted != (req == PVSCHED_REQ_BOOST);
+}
+
+/* Ring unless the host already shows what the area asks for. */
+static void pvsched_ring(struct pvsched_cpu *pc)
+{
+	struct pvsched_area *a = this_cpu_ptr(&pvsched_area);
+	u8 req = READ_ONCE(a->boost_req);
+	bool boosted = READ_ONCE(a->boost_status) == PVSCHED_STATUS_BOOSTED;
+
+	if (!pc->registered || req == PVSCHED_REQ_NONE ||
+	    boosted == (req == PVSCHED_REQ_BOOST))
 		return;
 	pvsched_doorbell(pc);
 	if (req == PVSCHED_REQ_BOOST &&
@@ -121,7 +160,74 @@ static void pvsched_request(struct pvsched_cpu *pc, u8 req, bool now)
 		pc->throttled++;
 }
 
-/* Called with interrupts off, on the CPU that switches. */
+/*
+ * Write what this CPU asks for while @p runs; true if the host must hear
+ * of it now.  A halted vCPU costs the host nothing, boosted or not;
+ * staying boosted in idle after an RT task means that the timer that
+ * wakes it is not queued behind host tasks.  The host bounds the boost's
+ * CPU time.
+ */
+static bool pvsched_update(struct pvsched_cpu *pc, struct task_struct *p)
+{
+	if (pvsched_wants_boost(p))
+		return pvsched_request(pc, PVSCHED_REQ_BOOST);
+	if (!is_idle_task(p) || !READ_ONCE(keep_idle_boost))
+		return pvsched_request(pc, PVSCHED_REQ_UNBOOST);
+	return false;
+}
+
+/*
+ * Hard irq context, on the CPU whose area it is, with no runqueue lock
+ * held: re-read what the current task wants (its priority may have
+ * changed since the look was asked for) and ring if the host must know.
+ */
+static void pvsched_look_again(void)
+{
+	struct pvsched_cpu *pc = this_cpu_ptr(&pvsched_cpu);
+
+	if (!pc->registered)
+		return;
+	/* Interrupted a handler's hint: its exit decides, unless RT takes over. */
+	if (pc->irq_hint && !pvsched_wants_boost(current))
+		return;
+	pc->irq_hint = false;
+	if (pvsched_update(pc, current))
+		pvsched_ring(pc);
+}
+
+static void pvsched_work_fn(struct irq_work *work)
+{
+	pvsched_look_again();
+}
+
+static void pvsched_csd_fn(void *info)
+{
+	pvsched_look_again();
+}
+
+/* Make @cpu look again, soon, from hard irq context. */
+static void pvsched_kick(unsigned int cpu)
+{
+	raw_spinlock_t *lock = per_cpu_ptr(&pvsched_csd_lock, cpu);
+	unsigned long flags;
+
+	if (cpu == get_cpu()) {
+		irq_work_queue(this_cpu_ptr(&pvsched_work));
+	} else {
+		raw_spin_lock_irqsave(lock, flags);
+		/* -EBUSY: a look is already on its way. */
+		smp_call_function_single_async(cpu,
+					       per_cpu_ptr(&pvsched_csd, cpu));
+		raw_spin_unlock_irqrestore(lock, flags);
+	}
+	put_cpu();
+}
+
+/*
+ * Called with interrupts off and the runqueue locked, on the CPU that
+ * switches: the request is written at once, the doorbell waits until
+ * the lock is dropped.
+ */
 static void pvsched_sched_switch(void *data, bool preempt,
 				 struct task_struct *prev,
 				 struct task_struct *next,
@@ -133,17 +239,8 @@ static void pvsched_sched_switch(void *data, bool preempt,
 		return;
 	/* From here on the boost belongs to the task, not to an irq. */
 	pc->irq_hint = false;
-
-	/* rt_task(): SCHED_FIFO/RR, SCHED_DEADLINE, or PI-boosted. */
-	if (rt_task(next))
-		pvsched_request(pc, PVSCHED_REQ_BOOST, true);
-	/*
-	 * A halted vCPU costs the host nothing, boosted or not; staying
-	 * boosted means the timer that wakes the RT task is not queued
-	 * behind host tasks.  The host bounds the boost's CPU time.
-	 */
-	else if (!is_idle_task(next) || !READ_ONCE(keep_idle_boost))
-		pvsched_request(pc, PVSCHED_REQ_UNBOOST, true);
+	if (pvsched_update(pc, next))
+		irq_work_queue(this_cpu_ptr(&pvsched_work));
 }
 
 /*
@@ -180,7 +277,8 @@ static void pvsched_irq_exit(void)
 	if (seen)
 		pc->hints_seen++;
 	/* The interrupted task is not RT (or it would hold BOOST already). */
-	pvsched_request(pc, PVSCHED_REQ_UNBOOST, seen);
+	if (pvsched_request(pc, PVSCHED_REQ_UNBOOST) && seen)
+		pvsched_ring(pc);
 }
 
 static void pvsched_hardirq_entry(void *data, int irq, struct irqaction *action)
@@ -223,21 +321,37 @@ static void pvsched_softirq_exit(void *data, unsigned int vec_nr)
 	local_irq_restore(flags);
 }
 
+/* tracepoint, probe, only with irq_hints=1 */
+#define PVSCHED_TRACEPOINTS(X)						\
+	X(sched_switch, pvsched_sched_switch, false)			\
+	X(irq_handler_entry, pvsched_hardirq_entry, true)		\
+	X(irq_handler_exit, pvsched_hardirq_exit, true)			\
+	/* The local APIC timer (hrtimers, the tick) is no irq_handler. */ \
+	X(local_timer_entry, pvsched_vector_entry, true)		\
+	X(local_timer_exit, pvsched_vector_exit, true)			\
+	X(softirq_entry, pvsched_softirq_entry, true)			\
+	X(softirq_exit, pvsched_softirq_exit, true)
+
+/*
+ * The probes are attached by name, through void *: the compiler checks
+ * each against its tracepoint's prototype here instead.
+ */
+#define PVSCHED_CHECK_PROBE(name, probe, hint) \
+	check_trace_callback_type_##name(probe);
+static void __maybe_unused pvsched_check_probes(void)
+{
+	PVSCHED_TRACEPOINTS(PVSCHED_CHECK_PROBE)
+}
+
 static struct pvsched_tp {
 	const char *name;
 	void *probe;
-	bool hint;		/* only with irq_hints=1 */
+	bool hint;
 	struct tracepoint *tp;
 	bool registered;
 } pvsched_tps[] = {
-	{ "sched_switch", pvsched_sched_switch },
-	{ "irq_handler_entry", pvsched_hardirq_entry, true },
-	{ "irq_handler_exit", pvsched_hardirq_exit, true },
-	/* The local APIC timer (hrtimers, the tick) is no irq_handler. */
-	{ "local_timer_entry", pvsched_vector_entry, true },
-	{ "local_timer_exit", pvsched_vector_exit, true },
-	{ "softirq_entry", pvsched_softirq_entry, true },
-	{ "softirq_exit", pvsched_softirq_exit, true },
+#define PVSCHED_TP(name, probe, hint) { #name, probe, hint },
+	PVSCHED_TRACEPOINTS(PVSCHED_TP)
 };
 
 static void pvsched_find_tp(struct tracepoint *tp, void *priv)
@@ -293,42 +407,191 @@ fail:
 	return err;
 }
 
-/* CPUHP_AP_ONLINE_DYN callbacks run on the CPU going on/offline. */
-static int pvsched_cpu_online(unsigned int cpu)
-{
-	struct pvsched_area *a = per_cpu_ptr(&pvsched_area, cpu);
-	struct pvsched_cpu *pc = per_cpu_ptr(&pvsched_cpu, cpu);
-	u64 gpa = slow_virt_to_phys(a);
-	int err;
+/*
+ * A task that becomes RT (or stops being RT) while it runs does not
+ * switch, so sched_switch never sees it.  Both ways a priority changes,
+ * sched_setscheduler() and friends and priority inheritance, end in one
+ * of these two functions; their return is the first point at which the
+ * new priority is in place and the runqueue lock is free, so the CPU
+ * that runs the task is asked to look again.  (The sched_pi_setprio
+ * tracepoint fires before the change, under the lock: a remote CPU's
+ * irq_work could read the old priority.)
+ */
+static atomic_long_t pvsched_prio_kicks;
 
-	if (WARN_ON_ONCE(cpu != smp_processor_id()))
-		return -EINVAL;
+static int pvsched_prio_entry(struct kretprobe_instance *ri,
+			      struct pt_regs *regs)
+{
+	/* Both take the task as their first argument. */
+	*(struct task_struct **)ri->data =
+		(struct task_struct *)regs_get_kernel_argument(regs, 0);
+	return 0;
+}
+
+static int pvsched_prio_return(struct kretprobe_instance *ri,
+			       struct pt_regs *regs)
+{
+	struct task_struct *p = *(struct task_struct **)ri->data;
+	unsigned int cpu = task_cpu(p);
+
+	/* Not running: it asks for what it wants at its next switch-in. */
+	if (!READ_ONCE(p->on_cpu) ||
+	    !READ_ONCE(per_cpu_ptr(&pvsched_cpu, cpu)->registered))
+		return 0;
+	atomic_long_inc(&pvsched_prio_kicks);
+	pvsched_kick(cpu);
+	return 0;
+}
+
+static struct kretprobe pvsched_prio_probes[] = {
+	{ .kp.symbol_name = "__sched_setscheduler" },
+	{ .kp.symbol_name = "rt_mutex_setprio" },
+};
+static unsigned int pvsched_prio_hooks;
+
+static void pvsched_register_prio_probes(void)
+{
+	struct kretprobe *rp;
+	int i, err;
+
+	for (i = 0; i < ARRAY_SIZE(pvsched_prio_probes); i++) {
+		rp = &pvsched_prio_probes[i];
+		rp->entry_handler = pvsched_prio_entry;
+		rp->handler = pvsched_prio_return;
+		rp->data_size = sizeof(struct task_struct *);
+		err = register_kretprobe(rp);
+		if (err) {
+			pr_warn("cannot probe %s (%d): a running task whose priority changes there is (un)boosted at its next switch\n",
+				rp->kp.symbol_name, err);
+			rp->kp.addr = NULL;
+			continue;
+		}
+		pvsched_prio_hooks++;
+	}
+}
+
+static void pvsched_unregister_prio_probes(void)
+{
+	int i;
+
+	for (i = 0; i < ARRAY_SIZE(pvsched_prio_probes); i++)
+		if (pvsched_prio_probes[i].kp.addr)
+			unregister_kretprobe(&pvsched_prio_probes[i]);
+}
+
+/*
+ * The host writes boost_status into the area until it is disabled: on
+ * reboot, kexec, crash and suspend the area must be given back first,
+ * or QEMU writes into whatever the next kernel (or the resumed image)
+ * keeps there.  As Linux's own KVM paravirt features do
+ * (arch/x86/kernel/kvm.c).
+ */
+static void pvsched_disable_this_cpu(void *unused)
+{
+	struct pvsched_cpu *pc = this_cpu_ptr(&pvsched_cpu);
+	unsigned long flags;
+
+	local_irq_save(flags);
+	if (pc->registered) {
+		pc->registered = false;
+		/* The host unboosts and marks the area DISABLED. */
+		wrmsrl_safe(PVSCHED_MSR, PVSCHED_MSR_DISABLE);
+	}
+	local_irq_restore(flags);
+}
+
+/* Reboot, halt, power off, and kexec (kernel_restart_prepare()). */
+static int pvsched_reboot(struct notifier_block *nb, unsigned long code,
+			  void *unused)
+{
+	on_each_cpu(pvsched_disable_this_cpu, NULL, 1);
+	return NOTIFY_DONE;
+}
+
+static struct notifier_block pvsched_reboot_nb = {
+	.notifier_call = pvsched_reboot,
+};
+
+/*
+ * A crash stops the other CPUs with NMIs a module cannot hook; like
+ * kvm_crash_shutdown(), give back the panicking CPU's area.  The other
+ * areas stay in the crashed kernel's per-CPU memory, which a kdump
+ * kernel does not use, and the host bounds their boosts.
+ */
+static int pvsched_panic(struct notifier_block *nb, unsigned long code,
+			 void *unused)
+{
+	pvsched_disable_this_cpu(NULL);
+	return NOTIFY_DONE;
+}
+
+static struct notifier_block pvsched_panic_nb = {
+	.notifier_call = pvsched_panic,
+};
+
+static int pvsched_enable_this_cpu(void);
+
+/*
+ * Suspend and hibernation: the other CPUs went through the hotplug
+ * callbacks already; these run on the last one, interrupts off.
+ */
+static int pvsched_suspend(void)
+{
+	pvsched_disable_this_cpu(NULL);
+	return 0;
+}
+
+static void pvsched_resume(void)
+{
+	pvsched_enable_this_cpu();
+}
+
+static void pvsched_shutdown(void)
+{
+	pvsched_disable_this_cpu(NULL);
+}
+
+static struct syscore_ops pvsched_syscore_ops = {
+	.suspend = pvsched_suspend,
+	.resume = pvsched_resume,
+	.shutdown = pvsched_shutdown,
+};
+
+/* CPUHP_AP_ONLINE_DYN callbacks run on the CPU going on/offline. */
+/* Register this CPU's area; interrupts may be on or off. */
+static int pvsched_enable_this_cpu(void)
+{
+	struct pvsched_area *a = this_cpu_ptr(&pvsched_area);
+	struct pvsched_cpu *pc = this_cpu_ptr(&pvsched_cpu);
+	u64 gpa = slow_virt_to_phys(a);
+	unsigned long flags;
+
 	memset(a, 0, sizeof(*a));
 	/* #GP, caught: no pvsched device, or the host rejects the area. */
-	err = wrmsrl_safe(PVSCHED_MSR, gpa | PVSCHED_MSR_ENABLE);
-	if (err) {
+	if (wrmsrl_safe(PVSCHED_MSR, gpa | PVSCHED_MSR_ENABLE)) {
 		pr_err("cpu %u: host refused area at %#llx (is -device pvsched missing?)\n",
-		       cpu, gpa);
+		       smp_processor_id(), gpa);
 		return -EIO;
 	}
-	local_irq_disable();
+	local_irq_save(flags);
 	pc->irq_depth = 0;
 	pc->irq_hint = false;
 	pc->registered = true;
-	local_irq_enable();
+	local_irq_restore(flags);
 	return 0;
+}
+
+static int pvsched_cpu_online(unsigned int cpu)
+{
+	if (WARN_ON_ONCE(cpu != smp_processor_id()))
+		return -EINVAL;
+	return pvsched_enable_this_cpu();
 }
 
 static int pvsched_cpu_offline(unsigned int cpu)
 {
-	struct pvsched_cpu *pc = per_cpu_ptr(&pvsched_cpu, cpu);
-
 	/* Off first, so that no probe on this CPU uses the area meanwhile. */
-	local_irq_disable();
-	pc->registered = false;
-	/* The host unboosts and marks the area DISABLED. */
-	wrmsrl_safe(PVSCHED_MSR, PVSCHED_MSR_DISABLE);
-	local_irq_enable();
+	pvsched_disable_this_cpu(NULL);
 	return 0;
 }
 
@@ -369,14 +632,31 @@ static int pvsched_stats_show(struct seq_file *m, void *v)
 			   pc->throttled, pc->msr_errors, pc->hints,
 			   pc->hints_seen);
 	}
-	seq_printf(m, "feature=1 online=%u registered=%u irq_hints=%d keep_idle_boost=%d\n",
-		   online, registered, irq_hints, READ_ONCE(keep_idle_boost));
+	seq_printf(m, "feature=1 online=%u registered=%u irq_hints=%d keep_idle_boost=%d prio_hooks=%u prio_kicks=%lu\n",
+		   online, registered, irq_hints, READ_ONCE(keep_idle_boost),
+		   pvsched_prio_hooks, atomic_long_read(&pvsched_prio_kicks));
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(pvsched_stats);
 
+static void pvsched_nop(void *unused)
+{
+}
+
+/* Wait for every look asked for: none may run once the module is gone. */
+static void pvsched_sync_work(void)
+{
+	unsigned int cpu;
+
+	/* Each CPU runs its calls in order: ours too, before this one. */
+	on_each_cpu(pvsched_nop, NULL, 1);
+	for_each_possible_cpu(cpu)
+		irq_work_sync(per_cpu_ptr(&pvsched_work, cpu));
+}
+
 static int __init pvsched_init(void)
 {
+	unsigned int cpu;
 	int ret;
 
 	if (!pvsched_host_has_feature()) {
@@ -384,34 +664,64 @@ static int __init pvsched_init(void)
 		       PVSCHED_CPUID_FEATURE_BIT);
 		return -ENODEV;
 	}
+	for_each_possible_cpu(cpu) {
+		init_irq_work(per_cpu_ptr(&pvsched_work, cpu), pvsched_work_fn);
+		INIT_CSD(per_cpu_ptr(&pvsched_csd, cpu), pvsched_csd_fn, NULL);
+		raw_spin_lock_init(per_cpu_ptr(&pvsched_csd_lock, cpu));
+	}
+
+	/* Before any area exists: none may outlive this kernel. */
+	ret = register_reboot_notifier(&pvsched_reboot_nb);
+	if (ret)
+		return ret;
+	atomic_notifier_chain_register(&panic_notifier_list,
+				       &pvsched_panic_nb);
+	register_syscore_ops(&pvsched_syscore_ops);
 
 	/* Registers every online CPU now, and each CPU that comes later. */
 	ret = cpuhp_setup_state(CPUHP_AP_ONLINE_DYN, "pvsched:online",
 				pvsched_cpu_online, pvsched_cpu_offline);
 	if (ret < 0)
-		return ret;
+		goto fail_shutdown_hooks;
 	pvsched_hp_state = ret;
 
 	ret = pvsched_register_probes();
-	if (ret) {
-		cpuhp_remove_state(pvsched_hp_state);
-		return ret;
-	}
+	if (ret)
+		goto fail_hotplug;
+	pvsched_register_prio_probes();
 
 	pvsched_dir = debugfs_create_dir("pvsched", NULL);
 	debugfs_create_file("stats", 0444, pvsched_dir, NULL,
 			    &pvsched_stats_fops);
-	pr_info("registered on %u CPUs, irq_hints=%d\n", num_online_cpus(),
-		irq_hints);
+	pr_info("registered on %u CPUs, irq_hints=%d, %u of %zu priority hooks\n",
+		num_online_cpus(), irq_hints, pvsched_prio_hooks,
+		ARRAY_SIZE(pvsched_prio_probes));
 	return 0;
+
+fail_hotplug:
+	cpuhp_remove_state(pvsched_hp_state);
+fail_shutdown_hooks:
+	unregister_syscore_ops(&pvsched_syscore_ops);
+	atomic_notifier_chain_unregister(&panic_notifier_list,
+					 &pvsched_panic_nb);
+	unregister_reboot_notifier(&pvsched_reboot_nb);
+	pvsched_sync_work();
+	return ret;
 }
 
 static void __exit pvsched_exit(void)
 {
 	debugfs_remove_recursive(pvsched_dir);
+	pvsched_unregister_prio_probes();
 	pvsched_unregister_probes();
 	/* Disables the area (wrmsr 0) on every online CPU. */
 	cpuhp_remove_state(pvsched_hp_state);
+	unregister_syscore_ops(&pvsched_syscore_ops);
+	atomic_notifier_chain_unregister(&panic_notifier_list,
+					 &pvsched_panic_nb);
+	unregister_reboot_notifier(&pvsched_reboot_nb);
+	/* No work of ours may run once the module's text is gone. */
+	pvsched_sync_work();
 	pr_info("unloaded\n");
 }
 
