@@ -179,7 +179,7 @@ robust_tests() {
 # The suites that need KVM; where KVM is in the L1 VM, all of them run
 # in one boot of it.  KVM_SUITES names them; "run-tests.sh --kvm SUITE..."
 # runs only those (scripts/soak.sh).
-KVM_SUITES="qtest kvm libvirt bench without-pvsched-kvm robust"
+KVM_SUITES="qtest kvm libvirt linux bench without-pvsched-kvm robust"
 kvm_suite() {
     case $1 in
         qtest) suite_qtest pvsched-test ;;
@@ -194,7 +194,8 @@ kvm_suite() {
             grep -ah "L1 FLAKE" "$results/bench-quick.log" >&2 || true ;;
         without-pvsched-kvm) check without-pvsched-kvm disabled_refuses_bit ;;
         robust) suite_summary robust robust_tests ;;
-        # Not run yet: guest/linux/test.py (the Linux guest test).
+        # Debian's kernel, our module, cyclictest (issue 14).
+        linux) suite_summary linux python3 guest/linux/test.py ;;
         *) log "no KVM suite $1 (there are: $KVM_SUITES)"; add "$1" 0 1 0 ;;
     esac
 }
@@ -257,6 +258,7 @@ check test-deps bash scripts/install-deps.sh --test
 check asan-build bash scripts/build-asan.sh
 check build-without-pvsched build_disabled
 check bench-build python3 bench/run.py --quick $BENCH_QUICK --build-only
+check linux-guest-build python3 guest/linux/test.py --build-only
 # The QEMU whose TCG runs the L1 VM, with its fixes (scripts/l1).
 if [ "$PVSCHED_KVM_WHERE" = l1 ]; then
     check l1-qemu-build bash scripts/l1/build-qemu.sh
