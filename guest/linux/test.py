@@ -188,22 +188,17 @@ def run(c, args):
 
         # RT from its start, RT by its own call while it runs, and a
         # running task made RT and normal again from the other CPU.
-        r.at('rt-running')
-        r.vcpu1_is('rt-task-vcpu-fifo', threads, fifo, 'boosted')
-        r.go()
-        r.stats()
-        r.at('rt-self')
-        r.vcpu1_is('rt-self-vcpu-fifo', threads, fifo, 'boosted')
-        r.go()
-        r.at('normal-running')
-        r.vcpu1_is('normal-task-vcpu-normal', threads, orig[1], 'normal')
-        r.go()
-        r.at('rt-other')
-        r.vcpu1_is('made-rt-vcpu-fifo', threads, fifo, 'boosted')
-        r.go()
-        r.at('normal-again')
-        r.vcpu1_is('made-normal-vcpu-normal', threads, orig[1], 'normal')
-        r.go()
+        for tag, name, want, status in (
+                ('rt-running', 'rt-task-vcpu-fifo', fifo, 'boosted'),
+                ('rt-self', 'rt-self-vcpu-fifo', fifo, 'boosted'),
+                ('normal-running', 'normal-task-vcpu-normal', orig[1],
+                 'normal'),
+                ('rt-other', 'made-rt-vcpu-fifo', fifo, 'boosted'),
+                ('normal-again', 'made-normal-vcpu-normal', orig[1],
+                 'normal')):
+            r.at(tag)
+            r.vcpu1_is(name, threads, want, status)
+            r.go()
         _, summ = r.stats()
         c.ok('priority-kicks', int(summ.get('prio_kicks', 0)) >= 3,
              f'prio_kicks={summ.get("prio_kicks")}: at least one for each '

@@ -98,7 +98,6 @@ scen_test() {
 	wait_policy $task SCHED_FIFO
 	wait_host rt-running 1
 	stop_task $task
-	stats
 
 	# A task that makes itself RT while it runs: the shell spins as a
 	# normal task, then execs chrt, which calls sched_setscheduler() on
