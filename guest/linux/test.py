@@ -209,17 +209,25 @@ def run(c, args):
         # keep_idle_boost), within the bound.
         r.at('cyclictest-running')
         # A guest kernel thread (a normal task) may run on CPU 1 between
-        # two cyclictest wakeups and take the boost back for a moment:
-        # look up to five times.
-        for _ in range(5):
-            pol, q = vcpu_sched(vm, threads, 1)
+        # two cyclictest wakeups and take the boost back for a moment, and
+        # the thread may change between the two reads that cross-check
+        # its policy (hundreds of changes a second in the L1 VM): look
+        # until one consistent reading shows it boosted, for a while.
+        seen, pol, q = [], None, {}
+        for _ in range(25):
+            try:
+                pol, q = vcpu_sched(vm, threads, 1)
+            except AssertionError as e:
+                seen.append(f'changing ({str(e)[:60]}...)')
+                continue
+            seen.append(f'{pol[0]} {pol[1]}/{q["status"]}')
             if pol == fifo and q['status'] == 'boosted':
                 break
             time.sleep(0.2)
         c.ok('periodic-rt-task-vcpu-fifo',
-             pol == fifo and q['status'] == 'boosted',
-             f'vCPU 1 thread: {pol[0]} {pol[1]}; query-pvsched: '
-             f'{q["status"]} boosts={q["boosts"]}')
+             pol == fifo and q.get('status') == 'boosted',
+             f'vCPU 1 thread, query-pvsched: {", ".join(seen[-5:])} '
+             f'({len(seen)} looks)')
         r.go()
         m = r.expect(r'^RESULT cyclictest rc=(\d+)(.*)')
         c.ok('cyclictest-ran', m.group(1) == '0', m.group(2).strip())
@@ -321,7 +329,7 @@ def main():
         if c.ok('guest-built', err is None, err or linuxvm.GUEST_DIR):
             try:
                 run(c, args)
-            except linuxvm.GuestError as e:
+            except AssertionError as e:     # GuestError, or a reading
                 c.ok('guest-run', False, str(e))
     return c.summary()
 
