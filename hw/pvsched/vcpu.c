@@ -249,11 +249,51 @@ static void police_bound(PvschedVcpu *v, const PvschedBoostConfig *cfg,
     v->policed_bounded = v->st.bounded;
 }
 
+/*
+ * The end of a cooldown, in the main loop.  The guest cannot see it
+ * coming, and the host reads the area only at an exit, which a vCPU whose
+ * interrupts the in-kernel irqchip delivers may not make for long: kick
+ * the vCPU, so that the exit honours a BOOST the guest asked for meanwhile
+ * without the guest ringing through the cooldown to find its end.
+ */
+static void cooldown_end(void *opaque)
+{
+    PvschedVcpu *v = opaque;
+    CPUState *cs;
+
+    if (qatomic_read(&v->st.status) != PVSCHED_STATUS_THROTTLED) {
+        return;
+    }
+    cs = qemu_get_cpu(v->index);
+    if (cs) {
+        trace_pvsched_cooldown_kick(v->index);
+        qemu_cpu_kick(cs);
+    }
+}
+
+/*
+ * On the vCPU thread, at each exit that leaves it THROTTLED.  Only ever
+ * brought forward, so that a guest ringing through its cooldown does not
+ * push the kick out; a kick that comes early (QEMU's clock against the
+ * state machine's) finds the vCPU still THROTTLED and arms it again.  The
+ * status is stored before the timer-list lock is taken here, and read
+ * after the main loop takes it: cooldown_end() sees it.
+ */
+static void police_cooldown(PvschedVcpu *v)
+{
+    int64_t left = v->st.cooldown_end_ns - backend->now_ns(backend->opaque);
+
+    timer_mod_anticipate(v->cooldown_timer,
+                         qemu_clock_get_ns(QEMU_CLOCK_REALTIME) +
+                         MAX(left, 0));
+}
+
 void pvsched_vcpu_init(PvschedVcpu *v, int index, PvschedPolicy *policy)
 {
     *v = (PvschedVcpu) { .index = index, .policy = policy };
     pvsched_state_init(&v->st);
     v->bound_timer = timer_new_ns(QEMU_CLOCK_REALTIME, bound_check, v);
+    v->cooldown_timer = timer_new_ns(QEMU_CLOCK_REALTIME, cooldown_end, v);
 }
 
 /*
@@ -356,6 +396,7 @@ static void vcpu_thread_exit(Notifier *n, void *data)
     trace_pvsched_thread_exit(v->index, pvsched_status_name(v->st.status),
                               registered);
     timer_del(v->bound_timer);
+    timer_del(v->cooldown_timer);
     if (v->has_backstop) {
         backend->cpu_timer_delete(v->backstop, backend->opaque);
         v->has_backstop = false;
@@ -424,6 +465,9 @@ static void apply(PvschedVcpu *v, bool check_bound)
     }
     publish(v, changed, old, req);
     police_bound(v, &cfg, check_bound);
+    if (v->st.status == PVSCHED_STATUS_THROTTLED) {
+        police_cooldown(v);
+    }
 }
 
 void pvsched_vcpu_apply(PvschedVcpu *v)

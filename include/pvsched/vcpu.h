@@ -37,6 +37,7 @@ typedef struct PvschedVcpu {
     PvschedVcpuState st;
     bool warned;                /* about a failed scheduling change */
     QEMUTimer *bound_timer;     /* polices max-boost-us; main loop */
+    QEMUTimer *cooldown_timer;  /* ends THROTTLED with a kick; main loop */
     int64_t kick_retry_ns;      /* next resend of a kick; main loop */
     int64_t lag_ns;             /* kick to throttle, learned; vCPU thread */
     bool bound_due;             /* main loop to vCPU: check the bound */

@@ -6,7 +6,9 @@
 (b) a rogue guest that keeps BOOST and exits regularly, with its vCPU
     thread and a CPU hog pinned to the same host CPU, leaves the hog at
     least 40% of that CPU (without the bound: what RT throttling leaves);
-(c) the guest sees THROTTLED, and management gets PVSCHED_THROTTLED.
+(c) the guest sees THROTTLED, and management gets PVSCHED_THROTTLED;
+(d) a guest that goes on asking BOOST without an exit is boosted again
+    when the cooldown ends (the main loop kicks it).
 Every figure asserted is CPU time from the kernel, never wall time, and
 none is QEMU's own account: (a) brackets the boost in the vCPU thread's
 CPU time (/proc/<pid>/task/<tid>/schedstat) from outside QEMU.
@@ -224,7 +226,7 @@ class BoundTest(unittest.TestCase):
         return False
 
     def test_bound_in_cpu_time(self):
-        """(a) and (c): throttled after the bound plus OVERRUN_NS at most."""
+        """(a), (c), (d): throttled after the bound plus OVERRUN_NS at most."""
         self.measured(self.boosted_spin)
 
     @contextlib.contextmanager
@@ -279,11 +281,18 @@ class BoundTest(unittest.TestCase):
             self.assertGreaterEqual(upper, 3_000_000,
                                     f'unboosted after at most {upper} ns '
                                     f'of CPU time, before the bound')
-            self.assertEqual(v['status'], 'throttled', v)
-            self.assertEqual(v['throttles'], 1, v)
-            self.assertNotEqual(v['sched']['policy'], 'fifo', v)
+            self.assertGreaterEqual(v['throttles'], 1, v)
             self.assertIsNone(vm.next_wait(timeout=30, stop_on_fail=True))
-            self.assertEqual(vm.states[0][0], 'THROTTLED', vm.report())
+            # The guest spun on for 2 s asking BOOST, without an exit: each
+            # cooldown's end boosted it again (a kick), and each boost was
+            # throttled again.
+            v = {x['cpu-index']: x for x in
+                 vm.qmp('query-pvsched')['vcpus']}[0]
+            self.assertGreaterEqual(v['throttles'], 2,
+                                    f'not boosted again after the cooldown '
+                                    f'while spinning: {v}')
+            self.assertIn(vm.states[0][0], ('THROTTLED', 'BOOSTED'),
+                          vm.report())
             self.assertEqual(vm.wait_exit(), pvsched_vm.EXIT_PASS)
         return True
 
@@ -321,7 +330,7 @@ class BoundTest(unittest.TestCase):
                           **{'cpu-index': 0})
             v = {x['cpu-index']: x for x in
                  vm.qmp('query-pvsched')['vcpus']}[0]
-            self.assertEqual(v['throttles'], 1, v)
+            self.assertGreaterEqual(v['throttles'], 1, v)
             self.assertIsNone(vm.next_wait(timeout=30, stop_on_fail=True))
             self.assertEqual(vm.wait_exit(), pvsched_vm.EXIT_PASS)
         return True
