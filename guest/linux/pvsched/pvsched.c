@@ -65,7 +65,7 @@ struct pvsched_cpu {
 	unsigned long boosts;	/* boost_req set to BOOST */
 	unsigned long unboosts;	/* boost_req set to UNBOOST */
 	unsigned long doorbells;
-	unsigned long throttled;	/* boost doorbells answered THROTTLED */
+	unsigned long throttled;	/* BOOSTs asked while THROTTLED */
 	unsigned long msr_errors;	/* doorbells that faulted */
 	unsigned long hints;	/* lazy boosts written on irq entry */
 	unsigned long hints_seen;	/* ...found BOOSTED by the irq's exit */
@@ -123,41 +123,46 @@ static bool pvsched_wants_boost(struct task_struct *p)
 #endif
 }
 
+/*
+ * Whether the host must hear of @req now: it shows something else, and
+ * will listen.  A THROTTLED vCPU is never rung: the host ignores BOOST
+ * until the cooldown ends, and then honours the pending one by itself.
+ */
+static bool pvsched_must_ring(const struct pvsched_area *a, u8 req)
+{
+	u64 status = READ_ONCE(a->boost_status);
+
+	if (req == PVSCHED_REQ_BOOST)
+		return status == PVSCHED_STATUS_NORMAL;
+	return req == PVSCHED_REQ_UNBOOST && status == PVSCHED_STATUS_BOOSTED;
+}
+
 /* Write @req into this CPU's area; true if the host must hear of it now. */
 static bool pvsched_request(struct pvsched_cpu *pc, u8 req)
 {
 	struct pvsched_area *a = this_cpu_ptr(&pvsched_area);
-	bool boosted;
 
 	if (READ_ONCE(a->boost_req) != req) {
 		WRITE_ONCE(a->boost_req, req);
-		if (req == PVSCHED_REQ_BOOST)
+		if (req == PVSCHED_REQ_BOOST) {
 			pc->boosts++;
-		else
+			if (READ_ONCE(a->boost_status) ==
+			    PVSCHED_STATUS_THROTTLED)
+				pc->throttled++;
+		} else {
 			pc->unboosts++;
+		}
 	}
-	boosted = READ_ONCE(a->boost_status) == PVSCHED_STATUS_BOOSTED;
-	/*
-	 * A THROTTLED vCPU is rung too: the host re-boosts it at the first
-	 * doorbell after its cooldown, which the guest cannot see coming.
-	 */
-	return boosted != (req == PVSCHED_REQ_BOOST);
+	return pvsched_must_ring(a, req);
 }
 
 /* Ring unless the host already shows what the area asks for. */
 static void pvsched_ring(struct pvsched_cpu *pc)
 {
 	struct pvsched_area *a = this_cpu_ptr(&pvsched_area);
-	u8 req = READ_ONCE(a->boost_req);
-	bool boosted = READ_ONCE(a->boost_status) == PVSCHED_STATUS_BOOSTED;
 
-	if (!pc->registered || req == PVSCHED_REQ_NONE ||
-	    boosted == (req == PVSCHED_REQ_BOOST))
-		return;
-	pvsched_doorbell(pc);
-	if (req == PVSCHED_REQ_BOOST &&
-	    READ_ONCE(a->boost_status) == PVSCHED_STATUS_THROTTLED)
-		pc->throttled++;
+	if (pc->registered && pvsched_must_ring(a, READ_ONCE(a->boost_req)))
+		pvsched_doorbell(pc);
 }
 
 /*
