@@ -70,8 +70,7 @@ from pvbench import common as C  # noqa: E402
 from pvbench import doorbell, exitcost, locks, scale, wakeup  # noqa: E402
 from linux import cyclictest as linux_cyclictest  # noqa: E402
 
-# linux: cyclictest in the Linux guest (bench/linux/cyclictest.py); not in
-# --quick unless asked for with --only.
+# linux: cyclictest in a Debian guest (bench/linux/cyclictest.py).
 BENCHMARKS = [('exit', exitcost), ('doorbell', doorbell),
               ('latency', wakeup), ('locks', locks), ('scale', scale),
               ('linux', linux_cyclictest)]
@@ -89,6 +88,9 @@ def built(p, only):
             os.path.join(C.BIN, 'locks')]
     if p.stock and (not only or 'exit' in only):
         need.append(C.STOCK_QEMU)
+    if not only or 'linux' in only:
+        need.append(os.path.join(linux_cyclictest.linuxvm.GUEST_DIR,
+                                 'bzImage'))
     missing = [x for x in need if not os.path.exists(x)]
     if missing:
         raise SystemExit('not built (run "python3 bench/run.py '
@@ -101,7 +103,13 @@ def build(p, only):
     if os.environ.get('PVSCHED_IN_L1'):
         built(p, only)
         return
+    # rt-tests (the host-side cyclictest) among them.
+    sh(['bash', 'scripts/install-deps.sh', '--test'])
     sh(['make', '--no-print-directory', 'guest'], stdout=subprocess.DEVNULL)
+    if not only or 'linux' in only:
+        err = linux_cyclictest.linuxvm.ensure_guest(log=C.log)
+        if err:
+            raise SystemExit(err)
     if not os.access(C.PATCHED_QEMU, os.X_OK):
         sh(['make', '--no-print-directory', 'qemu'])
     if p.stock and (not only or 'exit' in only):
@@ -238,8 +246,7 @@ def main():
     results = {'machine': m, 'quick': p.quick, 'runs': p.runs}
     texts, plots, failed = [], [], []
     for name, mod in BENCHMARKS:
-        if only and name not in only or (name == 'linux' and p.quick and
-                                         not only):
+        if only and name not in only:
             continue
         t0 = time.monotonic()
         C.log(f'--- {name} ---')

@@ -13,9 +13,10 @@ BPO_PKGS="meson python3-pycotap"
 # --test: what the tests need beyond building: libvirt (its daemon runs
 # in the test, not as a service; where KVM is in the L1 VM it has no
 # network, so everything is installed here first), setcap, matplotlib
-# for the benchmarks' plots, what builds the L1 VM, and clang with its
+# for the benchmarks' plots, rt-tests for the host side of the Linux
+# guest's cyclictest benchmark, what builds the L1 VM, and clang with its
 # sanitizer and libFuzzer runtimes for scripts/fuzz.sh.
-TEST_PKGS="libcap2-bin python3-matplotlib clang libclang-rt-14-dev"
+TEST_PKGS="libcap2-bin python3-matplotlib clang libclang-rt-14-dev rt-tests"
 TEST_BPO_PKGS="libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu
 libxml2-utils"
 bpo_opts=()

@@ -1,91 +1,169 @@
-#!/usr/bin/env python3
-"""cyclictest in the Linux guest: vanilla vs dynamic pvsched vs static RT.
+"""cyclictest in a Debian guest: the KVM RFC's table (seed 002), rebuilt.
 
-The KVM RFC's table (seed 002) rebuilt on QEMU's pvsched: cyclictest
--i 500 and -i 1000 on the guest's CPU, on an idle host and on a busy one
-(a CPU hog pinned to the same host CPU as the vCPU thread), for
+One 2-vCPU Linux guest (guest/linux/linuxvm.py, Debian's kernel and
+rt-tests) per configuration:
 
-  vanilla  policy mode=off and no guest module: no area is registered,
-           the vCPU thread stays SCHED_OTHER
-  dynamic  policy fifo/8, max-boost-us=3000, cooldown-us=27000, and the
-           guest module: boosted while the guest runs RT tasks
-  hints    dynamic, with the module's lazy irq hints on (irq_hints=1):
-           do boosts requested on interrupt entry, which QEMU only sees
-           at a userspace exit, change anything?
-  static   the vanilla VM with its vCPU thread made SCHED_FIFO 8 from
-           outside (what libvirt's <vcpusched> does)
+  vanilla  no pvsched device, no CPUID bit, no guest module: stock QEMU's
+           view of the guest
+  dynamic  the device (fifo/8, max-boost-us=3000, cooldown-us=27000) and
+           the guest module with its defaults (keep_idle_boost on)
+  unbounded  dynamic without the bound (max-boost-us=0), as the RFC's
+           boost had none
+  hints    dynamic, with the module's irq_hints=1
+  static   the device in mode=static: both vCPU threads SCHED_FIFO 8 all
+           the time (what the RFC did with chrt, libvirt's <vcpusched>)
 
-The three VMs boot the guest of guest/linux/linuxvm.py (the one that
-guest/linux/test.py uses); cyclictest runs on its CPU 0, and both vCPU
-threads are pinned to --host-cpu.
+vCPU i runs on host CPU i.  Each measurement runs, at the same time,
+cyclictest in the guest (-m -S -p 80: a SCHED_FIFO thread per vCPU) and
+cyclictest on the host (-m -t 2 -a 0,1, SCHED_OTHER like the RFC's: the
+host's ordinary tasks, which a static RT vCPU can starve), on an idle
+host or a busy one (bench/tools/hog.c on each host CPU, SCHED_OTHER; its
+throughput is the host's work done).
 
-Guest: avg, p99 (cyclictest histogram) and max latency.  Host: the hog's
-throughput (loop iterations per second) and the vCPU thread's CPU time.
-Runs are interleaved (each round visits every configuration, in a
-shuffled order) and the table shows the median of the rounds with the
-range.  Never passes or fails on a number.
+The VMs boot once and are kept stopped (QMP stop) between measurements;
+each round visits every configuration in a shuffled order.  Tables give
+the median of the rounds with [min..max], the targets are checked on
+ratios taken within a round, and build/bench/linux-cdf.png plots the
+latency distributions.  Never passes or fails on a number.
 
-    bench/linux/cyclictest.py [--quick] [--rounds N] [--seconds S]
-
-Writes build/bench/linux-cyclictest.{txt,json,png}.  As root.
+    python3 bench/run.py --only linux [--runs N] [--quick]
 
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
-import argparse
-import json
+import bisect
 import os
 import random
-import re
-import signal
-import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
-sys.path.insert(0, os.path.join(REPO, 'guest', 'linux'))
-import linuxvm  # noqa: E402
+from pvbench import common as C
 
-HOG = r'''
-import os, signal, sys, time
-stop = False
-def handler(*a):
-    global stop
-    stop = True
-signal.signal(signal.SIGTERM, handler)
-n = 0
-t0 = time.monotonic()
-while not stop:
-    for _ in range(10000):
-        pass
-    n += 10000
-print(n / (time.monotonic() - t0), flush=True)
-'''
+sys.path.insert(0, os.path.join(C.REPO, 'guest', 'linux'))
+import linuxvm  # noqa: E402  (after the sys.path change)
 
-MODES = ('vanilla', 'dynamic', 'hints', 'static')
-# The guest module's parameters in each VM that loads it.
-MODULE_ARGS = {'dynamic': '', 'hints': 'irq_hints=1'}
-RESULT_RE = re.compile(r'^RESULT cyclictest .*rc=(\d+) samples=(\d+) '
-                       r'avg=(\d+) p99=(>?\d+) max=(\d+) overflows=(\d+)')
+MODES = ('vanilla', 'dynamic', 'unbounded', 'hints', 'static')
+# mode: (pvsched-policy properties or False for no device, module args
+# or None for no module)
+VMS = {
+    'vanilla': (False, None),
+    'dynamic': (linuxvm.policy_string(), ''),
+    'unbounded': (linuxvm.policy_string(max_boost_us=0), ''),
+    'hints': (linuxvm.policy_string(), 'irq_hints=1'),
+    'static': (linuxvm.policy_string(mode='static'), None),
+}
+LOADS = ('idle', 'busy')
+HOST_CPUS = (0, 1)
+HIST_US = 100000            # histogram range of both cyclictests
+
+RESULT_RE = (r'^RESULT cyclictest interval=(\d+) rc=(\d+) samples=(\d+) '
+             r'avg=(\d+) p99=(>?\d+) max=(\d+) overflows=(\d+)')
+CDF_RE = r'^CDF ((?:\d+:\d+ )*)overflow:(\d+)'
+
+# Seed 002's numbers (cyclictest -i 500/1000, 4-vCPU guest, Intel N4500):
+# (load, interval) -> metric -> (vanilla, dynamic, static), us.
+SEED = {
+    ('idle', 500): {'guest avg': (9, 9, 10), 'guest max': (1577, 1433, 140),
+                    'host avg': (5, 3, 3), 'host max': (1577, 1526, 15969)},
+    ('idle', 1000): {'guest avg': (34, 35, 35),
+                     'guest max': (6649, 765, 204),
+                     'host avg': (5, 3, 3), 'host max': (697, 174, 2444)},
+    ('busy', 500): {'guest avg': (887, 21, 25),
+                    'guest max': (216835, 13978, 1728),
+                    'host avg': (6, 6, 7), 'host max': (2075, 2114, 2447)},
+    ('busy', 1000): {'guest avg': (6335, 45, 38),
+                     'guest max': (199575, 70651, 1537),
+                     'host avg': (11, 11, 14),
+                     'host max': (1886, 1285, 27104)},
+}
 
 
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
+# ---- histograms ---------------------------------------------------------------
+
+# Bins of 1/20 decade, edges as the guest's awk computes them (by repeated
+# multiplication: busybox awk has no log()), so both sides bin alike.
+EDGES = [1.0]
+for _ in range(101):
+    EDGES.append(EDGES[-1] * 1.1220184543)
 
 
-class Hog:
-    """A busy loop pinned to one host CPU; reports iterations/second."""
+def bin_of(us):
+    return max(0, bisect.bisect_right(EDGES, us) - 1)
 
-    def __init__(self, cpu):
-        self.proc = subprocess.Popen([sys.executable, '-c', HOG],
-                                     stdout=subprocess.PIPE, text=True)
-        os.sched_setaffinity(self.proc.pid, {cpu})
 
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        out, _ = self.proc.communicate(timeout=30)
-        return float(out.strip() or 0)
+def bin_lower_us(b):
+    return 0.0 if b == 0 else EDGES[b]
+
+
+def _num(s):
+    return int(s.lstrip('0') or '0')
+
+
+def parse_host_hist(path, rc):
+    """cyclictest's --histfile, all threads summed: the same numbers as the
+    guest's RESULT and CDF lines."""
+    h, bins, tot, avg, mx, ovf = {}, {}, [], [], 0, 0
+    with open(path) as f:
+        for line in f:
+            parts = line.split()
+            if line[:1].isdigit():
+                c = sum(_num(x) for x in parts[1:])
+                if c:
+                    v = _num(parts[0])
+                    h[v] = h.get(v, 0) + c
+                    bins[bin_of(v)] = bins.get(bin_of(v), 0) + c
+            elif line.startswith('# Total:'):
+                tot = [_num(x) for x in parts[2:]]
+            elif line.startswith('# Avg Latencies:'):
+                avg = [_num(x) for x in parts[3:]]
+            elif line.startswith('# Max Latencies:'):
+                mx = max(_num(x) for x in parts[3:])
+            elif line.startswith('# Histogram Overflows:'):
+                ovf = sum(_num(x) for x in parts[3:])
+    total = sum(h.values()) + ovf
+    acc, p99 = 0, None
+    for v in sorted(h):
+        acc += h[v]
+        if acc >= total * 0.99:
+            p99 = v
+            break
+    return {'rc': rc, 'samples': total,
+            'avg': sum(a * t for a, t in zip(avg, tot)) // max(1, sum(tot)),
+            'p99': p99 if p99 is not None else HIST_US,
+            'p99_overflow': p99 is None, 'max': mx, 'overflows': ovf,
+            'cdf': bins}
+
+
+def parse_guest(m, cdf):
+    p99 = m[5]
+    return {'rc': int(m[2]), 'samples': int(m[3]), 'avg': int(m[4]),
+            'p99': int(p99.lstrip('>')), 'p99_overflow': p99[0] == '>',
+            'max': int(m[6]), 'overflows': int(m[7]),
+            'cdf': {int(b): int(n) for b, n in
+                    (x.split(':') for x in cdf[1].split())}}
+
+
+class HostCyclictest:
+    """cyclictest on the host while the guest's runs: one SCHED_OTHER
+    thread per host CPU, as the RFC's host-side column."""
+
+    def __init__(self, interval, seconds, tmpdir):
+        self.hist = os.path.join(tmpdir, 'host-hist')
+        self.proc = subprocess.Popen(
+            ['cyclictest', '-q', '-m', '-t', str(len(HOST_CPUS)),
+             '-a', ','.join(map(str, HOST_CPUS)), '-i', str(interval),
+             '-D', str(seconds), '-h', str(HIST_US),
+             '--histfile=' + self.hist],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def result(self, timeout):
+        _, err = self.proc.communicate(timeout=timeout)
+        if self.proc.returncode or not os.path.exists(self.hist):
+            raise RuntimeError(f'host cyclictest failed '
+                               f'({self.proc.returncode}): {err[-500:]}')
+        return parse_host_hist(self.hist, self.proc.returncode)
 
     def kill(self):
         if self.proc.poll() is None:
@@ -93,294 +171,322 @@ class Hog:
             self.proc.wait()
 
 
-def start(name, pvsched, args):
-    """One guest, not started yet."""
-    log(f'# starting the {name} guest')
-    module = name in MODULE_ARGS
-    vm = linuxvm.LinuxVM('bench', pvsched=pvsched, trace=module,
-                         settings={'LOAD_MODULE': int(module),
-                                   'MODARGS': MODULE_ARGS.get(name, '')},
-                         log=(lambda s: log(f'  {name} | ' + s))
-                         if args.verbose else None)
-    vm.name = name
-    vm.module = module
+# ---- the VMs ------------------------------------------------------------------
+
+def boot(mode, timeout):
+    """One guest at its first BENCH-READY, vCPU i on host CPU i, stopped."""
+    policy, modargs = VMS[mode]
+    vm = linuxvm.LinuxVM('bench', pvsched=policy,
+                         settings={'LOAD_MODULE': int(modargs is not None),
+                                   'MODARGS': modargs or ''})
+    vm.mode = mode
+    vm.start(boot_timeout=timeout)
+    if modargs is not None:
+        if vm.expect(r'^LOADED rc=(\d+)', 300)[1] != '0':
+            raise linuxvm.GuestError(f'{mode}: insmod pvsched failed')
+    vm.expect(r'^BENCH-READY', 300)
+    vm.tids = vm.vcpu_threads()
+    for cpu, tid in vm.tids.items():
+        os.sched_setaffinity(tid, {HOST_CPUS[cpu % len(HOST_CPUS)]})
+    vm.qmp('stop')
+    C.log(f'linux: {mode} guest up in {vm.boot_seconds:.0f} s')
     return vm
 
 
-def ready(vm, args, host_cpu):
-    """Wait for the guest's first BENCH-READY, pin the vCPU, stop the VM."""
-    vm.start(boot_timeout=args.boot_timeout)
-    log(f'# {vm.name}: booted in {vm.boot_seconds:.0f} s')
-    vm.expect(r'^SCRIPT lines=', 600)
-    if vm.module:
-        m = vm.expect(r'^LOADED rc=(\d+)', 600)
-        if m.group(1) != '0':
-            raise linuxvm.GuestError(f'{vm.name}: insmod failed')
-    vm.expect(r'^BENCH-READY', 600)
-    # cyclictest runs on vCPU 0.
-    vm.tid = vm.vcpu_threads()[0]
-    for tid in vm.vcpu_threads().values():
-        os.sched_setaffinity(tid, {host_cpu})
-    vm.qmp('stop')
-    log(f'# {vm.name} guest ready')
+def counters(vm):
+    """Summed boosts, throttles and boosted-ns of every vCPU, and the vCPU
+    threads' CPU time (ns)."""
+    cpu = sum(linuxvm.thread_cpu_ns(vm.pid, t) for t in vm.tids.values())
+    if VMS[vm.mode][0] is False:
+        return {'boosts': 0, 'throttles': 0, 'boosted_ns': 0, 'cpu_ns': cpu,
+                'wall_ns': time.monotonic_ns()}
+    vcpus = vm.qmp('query-pvsched')['vcpus']
+    return {'boosts': sum(v['boosts'] for v in vcpus),
+            'throttles': sum(v['throttles'] for v in vcpus),
+            'boosted_ns': sum(v['boosted-ns'] for v in vcpus),
+            'cpu_ns': cpu, 'wall_ns': time.monotonic_ns()}
 
 
-def measure(vm, mode, load, interval, args, host_cpu):
-    """One cyclictest run; returns a dict of numbers."""
-    static = mode == 'static'
+def measure(vm, load, interval, seconds, hogs, tmpdir):
+    """One run of both cyclictests; returns its numbers."""
     vm.qmp('cont')
-    hog = None
+    host = None
     try:
-        if static:
-            os.sched_setscheduler(vm.tid, os.SCHED_FIFO, os.sched_param(8))
-        ntrace = len(vm.trace_lines())
-        cpu0 = linuxvm.thread_cpu_ns(vm.pid, vm.tid)
+        c0 = counters(vm)
         if load == 'busy':
-            hog = Hog(host_cpu)
-        vm.send(f'RUN 0 {interval} {args.seconds}\n')
-        m = vm.expect(RESULT_RE, args.seconds * 10 + 120)
-        rate = hog.stop() if hog else None
-        hog = None
-        cpu_ms = (linuxvm.thread_cpu_ns(vm.pid, vm.tid) - cpu0) / 1e6
-        trace = vm.trace_lines()[ntrace:]
+            for h in hogs:
+                h.resume()
+        s0 = [h.sample() for h in hogs]
+        host = HostCyclictest(interval, seconds, tmpdir)
+        vm.send(f'RUN {interval} {seconds}\n')
+        m = vm.expect(RESULT_RE, seconds * 10 + 120)
+        cdf = vm.expect(CDF_RE, 60)
+        s1 = [h.sample() for h in hogs]
+        for h in hogs:
+            h.pause()
+        c1 = counters(vm)
+        hostr = host.result(seconds * 10 + 60)
         vm.expect(r'^BENCH-READY', 60)
     finally:
-        if hog:
-            hog.kill()
-        if static:
-            os.sched_setscheduler(vm.tid, os.SCHED_OTHER, os.sched_param(0))
+        for h in hogs:
+            h.pause()
+        if host:
+            host.kill()
         vm.qmp('stop')
-    p99 = m.group(4)
-    return {
-        'rc': int(m.group(1)), 'samples': int(m.group(2)),
-        'avg': int(m.group(3)),
-        'p99': int(p99.lstrip('>')), 'p99_overflow': p99.startswith('>'),
-        'max': int(m.group(5)),
-        'hog_ips': rate,
-        'vcpu_cpu_ms_per_s': cpu_ms / args.seconds,
-        'boosts': sum('-> boosted' in t for t in trace),
-        'throttles': sum('-> throttled' in t for t in trace),
-    }
+    guest = parse_guest(m, cdf)
+    if guest['rc'] or not guest['samples']:
+        raise linuxvm.GuestError(f'{vm.mode}: guest cyclictest rc '
+                                 f'{guest["rc"]}, {guest["samples"]} samples')
+    d = {k: c1[k] - c0[k] for k in c0}
+    return {'guest': guest, 'host': hostr,
+            'hog_ips': (sum(C.Hog.rate(a, b) for a, b in zip(s0, s1))
+                        if load == 'busy' else None),
+            'boosts': d['boosts'], 'throttles': d['throttles'],
+            'boosted_ms_per_s': d['boosted_ns'] / d['wall_ns'] * 1e3,
+            'vcpu_ms_per_s': d['cpu_ns'] / d['wall_ns'] * 1e3}
 
 
-def fmt(values, unit=1.0, digits=0):
-    vals = [v / unit for v in values if v is not None]
-    if not vals:
-        return '-'
-    f = f'{{:.{digits}f}}'
-    med = f.format(statistics.median(vals))
-    if len(vals) == 1 or min(vals) == max(vals):
-        return med
-    return f'{med} [{f.format(min(vals))}-{f.format(max(vals))}]'
-
-
-def table(results, args):
-    hdr = (f'{"host":5} {"-i":>5} {"mode":8} {"avg us":>13} {"p99 us":>17} '
-           f'{"max us":>21} {"hog Mit/s":>17} {"vCPU ms/s":>15} '
-           f'{"boosts/run":>10}')
-    lines = [f'cyclictest in the guest, {args.seconds} s per run, median '
-             f'[min-max] of {args.rounds} interleaved rounds', hdr,
-             '-' * len(hdr)]
-    for load in ('idle', 'busy'):
-        for iv in args.intervals:
-            for mode in MODES:
-                rs = results[f'{load}/{iv}/{mode}']
-                if not rs:
-                    continue
-                p99 = fmt([r['p99'] for r in rs])
-                if any(r['p99_overflow'] for r in rs):
-                    p99 += '+'
-                lines.append(
-                    f'{load:5} {iv:>5} {mode:8} '
-                    f'{fmt([r["avg"] for r in rs]):>13} {p99:>17} '
-                    f'{fmt([r["max"] for r in rs]):>21} '
-                    f'{fmt([r["hog_ips"] for r in rs], 1e6, 2):>17} '
-                    f'{fmt([r["vcpu_cpu_ms_per_s"] for r in rs], 1, 1):>15} '
-                    f'{fmt([r["boosts"] for r in rs]) if mode in MODULE_ARGS else "-":>10}')
-    lines.append('p99 "+": beyond the 100 ms histogram in some run. '
-                 'hog: iterations/s of a Python loop on the vCPU\'s host CPU.')
-    return '\n'.join(lines)
-
-
-def import_matplotlib():
-    """Debian's python3-matplotlib, installed with apt if missing.  It lives
-    in /usr/lib/python3/dist-packages, which a python3 other than Debian's
-    (pyenv, say) does not search."""
-    for attempt in range(2):
-        try:
-            import matplotlib
-            return matplotlib
-        except ImportError:
-            pass
-        if '/usr/lib/python3/dist-packages' not in sys.path:
-            sys.path.append('/usr/lib/python3/dist-packages')
-            try:
-                import matplotlib
-                return matplotlib
-            except ImportError:
-                pass
-        if attempt == 0 and os.geteuid() == 0:
-            subprocess.run(['apt-get', 'install', '-y', '-q',
-                            'python3-matplotlib'],
-                           stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
-    return None
-
-
-def _plot(results, args, path):
-    matplotlib = import_matplotlib()
-    if matplotlib is None:
-        log('# no python3-matplotlib: no plot')
-        return None
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
-    groups = [(load, iv) for load in ('idle', 'busy') for iv in args.intervals]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
-    width = 0.2
-    colors = {'vanilla': '#999999', 'dynamic': '#1f77b4', 'hints': '#2ca02c',
-              'static': '#d62728'}
-    for ax, key, title, scale in (
-            (axes[0], 'p99', 'guest p99 latency (us, log)', 1),
-            (axes[1], 'max', 'guest max latency (us, log)', 1),
-            (axes[2], 'hog_ips', 'busy host: hog throughput (M it/s)', 1e6)):
-        for k, mode in enumerate(MODES):
-            xs, meds, lo, hi = [], [], [], []
-            for g, (load, iv) in enumerate(groups):
-                if key == 'hog_ips' and load == 'idle':
-                    continue
-                vals = [r[key] / scale for r in results[f'{load}/{iv}/{mode}']
-                        if r[key] is not None]
-                if not vals:
-                    continue
-                med = statistics.median(vals)
-                xs.append(g + (k - (len(MODES) - 1) / 2) * width)
-                meds.append(med)
-                lo.append(med - min(vals))
-                hi.append(max(vals) - med)
-            ax.bar(xs, meds, width, yerr=[lo, hi], capsize=3,
-                   color=colors[mode], label=mode)
-        ax.set_xticks(range(len(groups)))
-        ax.set_xticklabels([f'{load}\n-i {iv}' for load, iv in groups])
-        ax.set_title(title)
-        if key != 'hog_ips':
-            ax.set_yscale('log')
-        else:
-            ax.set_xlim(len(groups) / 2 - 0.5, len(groups) - 0.5)
-    axes[0].legend()
-    fig.suptitle(f'pvsched Linux guest: cyclictest, {args.seconds} s runs, '
-                 f'median and range of {args.rounds} rounds')
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    return path
-
-
-def bench(args):
-    """Boot the VMs, run every configuration args.rounds
-    times; returns (results, the module's STATS lines, table)."""
+def bench(rounds, seconds, intervals, boot_timeout=300):
     problems = linuxvm.missing_prerequisites()
-    err = None if problems else linuxvm.ensure_guest(log=log)
+    err = None if problems else linuxvm.ensure_guest(log=C.log)
     if problems or err:
         raise RuntimeError('; '.join(problems + ([err] if err else [])))
-
-    configs = [(load, iv, mode) for load in ('idle', 'busy')
-               for iv in args.intervals for mode in MODES]
-    results = {f'{load}/{iv}/{mode}': [] for load, iv, mode in configs}
-    vms = {}
-    try:
-        # vanilla: mode=off and no guest module (no area registered);
-        # static: the same VM, its vCPU thread made SCHED_FIFO 8 from outside.
-        vms['vanilla'] = start('vanilla', linuxvm.policy_string(mode='off'),
-                               args)
-        for name in MODULE_ARGS:
-            vms[name] = start(name, linuxvm.policy_string(), args)
-        for vm in vms.values():
-            ready(vm, args, args.host_cpu)
-        rng = random.Random(1)
-        for rnd in range(args.rounds):
-            order = configs[:]
-            rng.shuffle(order)
-            for load, iv, mode in order:
-                vm = vms[mode if mode in MODULE_ARGS else 'vanilla']
-                r = measure(vm, mode, load, iv, args, args.host_cpu)
-                results[f'{load}/{iv}/{mode}'].append(r)
-                log(f'# round {rnd + 1}/{args.rounds} {load} -i {iv} '
-                    f'{mode}: avg {r["avg"]} p99 {r["p99"]} max {r["max"]} '
-                    f'hog {r["hog_ips"] and round(r["hog_ips"] / 1e6, 2)} '
-                    f'boosts {r["boosts"]} throttles {r["throttles"]}')
-        stats = []
-        for name in MODULE_ARGS:
-            vm = vms[name]
-            vm.qmp('cont')
-            n0 = len(vm.serial_log)
-            vm.send('STATS\n')
-            vm.expect(r'^STATS feature=', 60)
-            stats += [f'{name}: {s}' for s in vm.serial_log[n0:]
-                      if s.startswith('STATS ')]
-    finally:
-        for vm in vms.values():
-            vm.close()
-    text = table(results, args)
-    text += '\nguest module counters at the end:\n  ' + \
-        '\n  '.join(stats)
-    return results, stats, text
+    configs = [(ld, iv, mo) for ld in LOADS for iv in intervals
+               for mo in MODES]
+    results = {key(*c): [] for c in configs}
+    vms, hogs = {}, []
+    with tempfile.TemporaryDirectory(prefix='pvsched-linux-') as tmpdir:
+        try:
+            hogs = [C.Hog(cpu, tmpdir) for cpu in HOST_CPUS]
+            for mode in MODES:
+                vms[mode] = boot(mode, boot_timeout)
+            rng = random.Random(1)
+            for rnd in range(rounds):
+                order = configs[:]
+                rng.shuffle(order)
+                for ld, iv, mo in order:
+                    r = measure(vms[mo], ld, iv, seconds, hogs, tmpdir)
+                    r['round'] = rnd
+                    results[key(ld, iv, mo)].append(r)
+                    C.log(f'linux: round {rnd + 1}/{rounds} {ld} -i {iv} '
+                          f'{mo}: guest avg {r["guest"]["avg"]} max '
+                          f'{r["guest"]["max"]}, host max '
+                          f'{r["host"]["max"]}, boosts {r["boosts"]}, '
+                          f'throttles {r["throttles"]}')
+            stats = module_stats(vms)
+        finally:
+            for vm in vms.values():
+                vm.close()
+            for h in hogs:
+                h.close()
+    return results, stats
 
 
-# bench/run.py's interface: run(p) -> {'table': ...}, plot(res, outdir, plt)
-RUN_PY_ROUNDS_SECONDS = 5
+def module_stats(vms):
+    """The guest module's own counters, from each VM that loads it."""
+    out = []
+    for mode, vm in vms.items():
+        if VMS[mode][1] is None:
+            continue
+        vm.qmp('cont')
+        n0 = len(vm.serial_log)
+        vm.send('STATS\n')
+        vm.expect(r'^BENCH-READY', 60)
+        out += [f'{mode}: {s[6:]}' for s in vm.serial_log[n0:]
+                if s.startswith('STATS ')]
+        vm.qmp('stop')
+    return out
 
+
+def key(load, interval, mode):
+    return f'{load}/{interval}/{mode}'
+
+
+# ---- tables -------------------------------------------------------------------
+
+def spread(rs, get, scale=1.0, digits=3):
+    vals = [get(r) for r in rs]
+    return C.fmt_spread(C.summary([v for v in vals if v is not None]),
+                        scale, digits)
+
+
+def p99_cell(rs, side):
+    cell = spread(rs, lambda r: r[side]['p99'])
+    return cell + ('+' if any(r[side]['p99_overflow'] for r in rs) else '')
+
+
+def main_table(results, rounds, seconds, intervals):
+    rows = []
+    for ld in LOADS:
+        for iv in intervals:
+            for mo in MODES:
+                rs = results[key(ld, iv, mo)]
+                rows.append([
+                    f'{ld} -i {iv} {mo}',
+                    spread(rs, lambda r: r['guest']['avg']),
+                    p99_cell(rs, 'guest'),
+                    spread(rs, lambda r: r['guest']['max']),
+                    spread(rs, lambda r: r['host']['avg']),
+                    spread(rs, lambda r: r['host']['max']),
+                    spread(rs, lambda r: r['hog_ips'], 1e-6),
+                    spread(rs, lambda r: r['vcpu_ms_per_s']),
+                    spread(rs, lambda r: r['boosted_ms_per_s']),
+                    spread(rs, lambda r: r['boosts']),
+                    spread(rs, lambda r: r['throttles'])])
+    return C.table(
+        f'cyclictest, guest (-m -S -p 80, 2 vCPUs) and host (-m -t 2, '
+        f'SCHED_OTHER) side by side: {seconds} s runs, median [min..max] of '
+        f'{rounds} interleaved round(s)',
+        ['load, interval, mode', 'guest avg us', 'guest p99 us',
+         'guest max us', 'host avg us', 'host max us', 'hog M it/s',
+         'vCPU CPU ms/s', 'boosted ms/s', 'boosts', 'throttles'],
+        rows,
+        'p99 "+": beyond the 100 ms histogram in some run.  hog: the '
+        'iterations/s of a CPU hog on each host CPU, summed (busy host).  '
+        'vCPU CPU and boosted: both vCPU threads, per second of run.')
+
+
+def seed_table(results, intervals):
+    """Seed 002's numbers next to ours (medians), metric by metric."""
+    rows = []
+    for ld in LOADS:
+        for iv in intervals:
+            seed = SEED.get((ld, iv))
+            for metric in ('guest avg', 'guest max', 'host avg', 'host max'):
+                side, stat = metric.split()
+                ours = []
+                for mo in ('vanilla', 'dynamic', 'unbounded', 'static',
+                           'hints'):
+                    s = C.summary([r[side][stat]
+                                   for r in results[key(ld, iv, mo)]])
+                    ours.append(C.fmt_num(s['median']) if s else '-')
+                rows.append([f'{ld} -i {iv} {metric}'] +
+                            [str(x) for x in (seed[metric] if seed
+                                              else ('-',) * 3)] + ours)
+    return C.table(
+        'seed 002 (RFC, in-KVM boost: Intel N4500, 4 vCPUs, 90 s runs) vs '
+        'this run (pvsched in QEMU, medians)',
+        ['load, interval, metric', 'RFC vanilla', 'RFC dynamic',
+         'RFC static', 'vanilla', 'dynamic', 'unbounded', 'static',
+         'hints'], rows)
+
+
+# (side, stat, numerator mode, denominator mode, target): the issue's
+# targets for both dynamic policies, what static costs, what hints change.
+TARGETS = tuple(
+    t for dyn in ('dynamic', 'unbounded') for t in (
+        ('guest', 'avg', dyn, 'static', '<= 2'),
+        ('guest', 'p99', dyn, 'static', '<= 2'),
+        ('guest', 'avg', dyn, 'vanilla', '<= 0.1'),
+        ('guest', 'p99', dyn, 'vanilla', '<= 0.1'),
+        ('host', 'max', dyn, 'vanilla', '<= 1.5'),
+        (None, 'hog_ips', dyn, 'vanilla', ''))) + (
+    ('host', 'max', 'static', 'vanilla', ''),
+    (None, 'hog_ips', 'static', 'vanilla', ''),
+    ('guest', 'avg', 'hints', 'dynamic', ''),
+    ('guest', 'p99', 'hints', 'dynamic', ''))
+
+
+def ratios(results, load, iv, side, stat, num, den):
+    """num/den within each round (both measured in that round)."""
+    def get(r):
+        return r[stat] if side is None else r[side][stat]
+    by_round = {r['round']: get(r) for r in results[key(load, iv, den)]}
+    out = []
+    for r in results[key(load, iv, num)]:
+        d = by_round.get(r['round'])
+        if d:
+            out.append(get(r) / d)
+    return out
+
+
+def target_table(results, intervals):
+    rows = []
+    for iv in intervals:
+        for side, stat, num, den, target in TARGETS:
+            name = (f'{side or "hog"} {stat.replace("hog_ips", "it/s")}, '
+                    f'{num} / {den}')
+            rs = ratios(results, 'busy', iv, side, stat, num, den)
+            s = C.summary(rs)
+            met = ''
+            if target and s:
+                met = 'met' if s['median'] <= float(target[3:]) else 'MISSED'
+            rows.append([f'busy -i {iv}: {name}', C.fmt_spread(s),
+                         target, met])
+    return C.table('targets on a busy host, as ratios within a round '
+                   '(median [min..max])',
+                   ['ratio', 'value', 'target', ''], rows,
+                   'a p99 beyond the histogram counts as 100 ms, so its '
+                   'ratios are bounds.')
+
+
+# ---- bench/run.py's interface -------------------------------------------------
 
 def run(p):
-    """The linux benchmark of bench/run.py (p.runs rounds of 5 s runs)."""
-    args = argparse.Namespace(
-        rounds=p.runs, seconds=RUN_PY_ROUNDS_SECONDS, intervals=[500, 1000],
-        host_cpu=1, boot_timeout=300, verbose=False, out=p.out)
-    results, stats, text = bench(args)
+    """Full: p.runs rounds of 10 s runs at -i 500 and 1000.  Quick: one
+    round of 2 s runs at -i 1000, only to show every configuration runs."""
+    rounds, seconds, intervals = ((1, 2, [1000]) if p.quick else
+                                  (p.runs, 10, [500, 1000]))
+    results, stats = bench(rounds, seconds, intervals)
+    text = '\n\n'.join([main_table(results, rounds, seconds, intervals),
+                        seed_table(results, intervals),
+                        target_table(results, intervals)])
+    text += '\nguest module counters at the end:\n  ' + '\n  '.join(stats)
     return {'table': text, 'results': results, 'stats': stats,
-            'args': {k: v for k, v in vars(args).items()}}
+            'rounds': rounds, 'seconds': seconds, 'intervals': intervals}
 
 
-def plot(res, outdir, plt):  # noqa: ARG001 - plt: cyclictest's own import
-    args = argparse.Namespace(**res['args'])
-    path = _plot(res['results'], args,
-                 os.path.join(outdir, 'linux-cyclictest.png'))
-    return [path] if path else []
+def plot(res, outdir, plt):
+    """Latency distributions: a panel per (load, interval), a colour per
+    mode, the guest's solid and the host's dashed."""
+    intervals = res['intervals']
+    fig, axes = plt.subplots(len(LOADS), len(intervals), squeeze=False,
+                             figsize=(6 * len(intervals), 4.5 * len(LOADS)))
+    colors = {'vanilla': '#777777', 'dynamic': '#1f77b4',
+              'unbounded': '#9467bd',
+              'hints': '#2ca02c', 'static': '#d62728'}
+    for i, ld in enumerate(LOADS):
+        for j, iv in enumerate(intervals):
+            ax = axes[i][j]
+            for mo in MODES:
+                for side, ls in (('guest', '-'), ('host', '--')):
+                    xs, ys = ccdf(res['results'][key(ld, iv, mo)], side)
+                    if xs:
+                        ax.step(xs, ys, where='post', ls=ls,
+                                color=colors[mo], label=f'{mo} {side}')
+            ax.set_xscale('log')
+            ax.set_yscale('log')
+            ax.set_xlabel('latency (us)')
+            ax.set_ylabel('fraction of samples above (1 - CDF)')
+            ax.set_title(f'{ld} host, cyclictest -i {iv}')
+            ax.grid(True, which='both', alpha=0.3)
+    axes[0][0].legend(fontsize='x-small', ncol=2)
+    fig.suptitle('pvsched Linux guest: cyclictest latency, all rounds '
+                 '(solid: in the guest; dashed: on the host)')
+    fig.tight_layout()
+    path = os.path.join(outdir, 'linux-cdf.png')
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return [path]
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--quick', action='store_true',
-                    help='2 rounds of 3 s runs (the default: 5 of 10 s)')
-    ap.add_argument('--rounds', type=int)
-    ap.add_argument('--seconds', type=int)
-    ap.add_argument('--intervals', default='500,1000')
-    ap.add_argument('--host-cpu', type=int, default=1,
-                    help='host CPU for the vCPU threads and the hog')
-    ap.add_argument('--boot-timeout', type=float, default=300,
-                    help='seconds for a guest to boot (default 300)')
-    ap.add_argument('--out', default=os.path.join(REPO, 'build', 'bench'))
-    ap.add_argument('--verbose', '-v', action='store_true')
-    args = ap.parse_args()
-    args.rounds = args.rounds or (2 if args.quick else 5)
-    args.seconds = args.seconds or (3 if args.quick else 10)
-    args.intervals = [int(i) for i in args.intervals.split(',')]
-
-    try:
-        results, stats, text = bench(args)
-    except (RuntimeError, linuxvm.GuestError) as e:
-        log(f'error: {e}')
-        return 1
-    os.makedirs(args.out, exist_ok=True)
-    print(text)
-    base = os.path.join(args.out, 'linux-cyclictest')
-    with open(base + '.txt', 'w') as f:
-        f.write(text + '\n')
-    with open(base + '.json', 'w') as f:
-        json.dump({'args': vars(args), 'results': results}, f, indent=1)
-    png = _plot(results, args, base + '.png')
-    print(f'wrote {base}.txt, {base}.json' + (f', {png}' if png else ''))
-    return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())
+def ccdf(rs, side):
+    """x: each bin's lower edge (us); y: the fraction of samples at or
+    above it, over every round's histogram."""
+    bins, ovf = {}, 0
+    for r in rs:
+        for b, n in r[side]['cdf'].items():
+            bins[int(b)] = bins.get(int(b), 0) + n
+        ovf += r[side]['overflows']
+    total = sum(bins.values()) + ovf
+    if not total:
+        return [], []
+    xs, ys, above = [], [], total
+    for b in sorted(bins):
+        xs.append(max(bin_lower_us(b), 0.5))
+        ys.append(above / total)
+        above -= bins[b]
+    if ovf:
+        xs.append(HIST_US)
+        ys.append(ovf / total)
+    return xs, ys

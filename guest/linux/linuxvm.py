@@ -129,9 +129,8 @@ def thread_cpu_ns(pid, tid):
 
 
 # The one VM configuration of every test and benchmark run: two vCPUs,
-# the pvsched device and CPUID bit always present (a run without the
-# guest module is "vanilla": no area is ever registered, so QEMU never
-# touches a thread's policy).
+# with the pvsched device and CPUID bit unless the benchmark's "vanilla"
+# VM leaves both out.
 SMP = 2
 MEM = '256M'
 SCENARIOS = os.path.join(HERE, 'initramfs', 'scenarios.sh')
@@ -140,9 +139,10 @@ SCENARIOS = os.path.join(HERE, 'initramfs', 'scenarios.sh')
 class LinuxVM:
     """One QEMU running the Linux guest, driven over its console.
 
-    pvsched: the pvsched-policy properties (policy_string()); trace:
-    record pvsched_* trace events to a file; settings: shell variables
-    for the scenario (e.g. {'MODARGS': 'irq_hints=1'}).
+    pvsched: the pvsched-policy properties (policy_string()), or False
+    for a VM without the device and its CPUID bit (stock QEMU's view);
+    trace: record pvsched_* trace events to a file; settings: shell
+    variables for the scenario (e.g. {'MODARGS': 'irq_hints=1'}).
 
     start() boots the guest (seconds under KVM), waits for /init to ask
     for its script, and sends initramfs/scenarios.sh with the scenario.
@@ -151,7 +151,8 @@ class LinuxVM:
     def __init__(self, scenario, pvsched=None, trace=False, settings=None,
                  qemu=QEMU, guest_dir=GUEST_DIR, log=None):
         self.scenario = scenario
-        self.policy = pvsched or policy_string(mode='off')
+        self.policy = (pvsched or policy_string(mode='off')
+                       if pvsched is not False else None)
         self.settings = settings or {}
         self.qemu = qemu
         self.guest_dir = guest_dir
@@ -168,16 +169,17 @@ class LinuxVM:
         self._qmp = None
 
     def _launch(self):
-        cpu = CPU_MODEL + ',kvm-pvsched=on'
+        cpu = CPU_MODEL + (',kvm-pvsched=on' if self.policy else '')
         args = [self.qemu, '-accel', 'kvm', '-cpu', cpu, '-smp', str(SMP),
                 '-m', MEM, '-display', 'none', '-no-reboot', '-nodefaults',
                 '-kernel', os.path.join(self.guest_dir, 'bzImage'),
                 '-initrd', os.path.join(self.guest_dir, 'initramfs.cpio.gz'),
                 '-append', 'console=ttyS0 loglevel=4 pvsched.scenario=host',
                 '-serial', 'stdio',
-                '-qmp', f'unix:{self.qmp_path},server=on,wait=off',
-                '-object', 'pvsched-policy,id=pol0,' + self.policy,
-                '-device', 'pvsched,policy=pol0']
+                '-qmp', f'unix:{self.qmp_path},server=on,wait=off']
+        if self.policy:
+            args += ['-object', 'pvsched-policy,id=pol0,' + self.policy,
+                     '-device', 'pvsched,policy=pol0']
         if self.trace_path:
             args += ['-trace', f'enable=pvsched_*,file={self.trace_path}']
         self.args = args
