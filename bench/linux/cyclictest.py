@@ -9,7 +9,6 @@ rt-tests) per configuration:
            the guest module with its defaults (keep_idle_boost on)
   unbounded  dynamic without the bound (max-boost-us=0), as the RFC's
            boost had none
-  hints    dynamic, with the module's irq_hints=1
   static   the device in mode=static: both vCPU threads SCHED_FIFO 8 all
            the time (what the RFC did with chrt, libvirt's <vcpusched>)
 
@@ -44,14 +43,13 @@ from pvbench import common as C
 sys.path.insert(0, os.path.join(C.REPO, 'guest', 'linux'))
 import linuxvm  # noqa: E402  (after the sys.path change)
 
-MODES = ('vanilla', 'dynamic', 'unbounded', 'hints', 'static')
+MODES = ('vanilla', 'dynamic', 'unbounded', 'static')
 # mode: (pvsched-policy properties or False for no device, module args
 # or None for no module)
 VMS = {
     'vanilla': (False, None),
     'dynamic': (linuxvm.policy_string(), ''),
     'unbounded': (linuxvm.policy_string(max_boost_us=0), ''),
-    'hints': (linuxvm.policy_string(), 'irq_hints=1'),
     'static': (linuxvm.policy_string(mode='static'), None),
 }
 LOADS = ('idle', 'busy')
@@ -355,8 +353,7 @@ def seed_table(results, intervals):
             for metric in ('guest avg', 'guest max', 'host avg', 'host max'):
                 side, stat = metric.split()
                 ours = []
-                for mo in ('vanilla', 'dynamic', 'unbounded', 'static',
-                           'hints'):
+                for mo in ('vanilla', 'dynamic', 'unbounded', 'static'):
                     s = C.summary([r[side][stat]
                                    for r in results[key(ld, iv, mo)]])
                     ours.append(C.fmt_num(s['median']) if s else '-')
@@ -367,12 +364,11 @@ def seed_table(results, intervals):
         'seed 002 (RFC, in-KVM boost: Intel N4500, 4 vCPUs, 90 s runs) vs '
         'this run (pvsched in QEMU, medians)',
         ['load, interval, metric', 'RFC vanilla', 'RFC dynamic',
-         'RFC static', 'vanilla', 'dynamic', 'unbounded', 'static',
-         'hints'], rows)
+         'RFC static', 'vanilla', 'dynamic', 'unbounded', 'static'], rows)
 
 
 # (side, stat, numerator mode, denominator mode, target): the issue's
-# targets for both dynamic policies, what static costs, what hints change.
+# targets for both dynamic policies, and what static costs.
 TARGETS = tuple(
     t for dyn in ('dynamic', 'unbounded') for t in (
         ('guest', 'avg', dyn, 'static', '<= 2'),
@@ -382,9 +378,7 @@ TARGETS = tuple(
         ('host', 'max', dyn, 'vanilla', '<= 1.5'),
         (None, 'hog_ips', dyn, 'vanilla', ''))) + (
     ('host', 'max', 'static', 'vanilla', ''),
-    (None, 'hog_ips', 'static', 'vanilla', ''),
-    ('guest', 'avg', 'hints', 'dynamic', ''),
-    ('guest', 'p99', 'hints', 'dynamic', ''))
+    (None, 'hog_ips', 'static', 'vanilla', ''))
 
 
 def ratios(results, load, iv, side, stat, num, den):
@@ -443,8 +437,7 @@ def plot(res, outdir, plt):
     fig, axes = plt.subplots(len(LOADS), len(intervals), squeeze=False,
                              figsize=(6 * len(intervals), 4.5 * len(LOADS)))
     colors = {'vanilla': '#777777', 'dynamic': '#1f77b4',
-              'unbounded': '#9467bd',
-              'hints': '#2ca02c', 'static': '#d62728'}
+              'unbounded': '#9467bd', 'static': '#d62728'}
     for i, ld in enumerate(LOADS):
         for j, iv in enumerate(intervals):
             ax = axes[i][j]

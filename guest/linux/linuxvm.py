@@ -142,7 +142,7 @@ class LinuxVM:
     pvsched: the pvsched-policy properties (policy_string()), or False
     for a VM without the device and its CPUID bit (stock QEMU's view);
     trace: record pvsched_* trace events to a file; settings: shell
-    variables for the scenario (e.g. {'MODARGS': 'irq_hints=1'}).
+    variables for the scenario (e.g. {'MODARGS': 'keep_idle_boost=0'}).
 
     start() boots the guest (seconds under KVM), waits for /init to ask
     for its script, and sends initramfs/scenarios.sh with the scenario.

@@ -9,10 +9,9 @@
  * exits to userspace, so every request that must take effect now is
  * followed by the doorbell, a write of ~0 to the MSR, which is such an exit.
  *
- * Works on an unmodified kernel: the scheduler and irq hooks are the
- * sched_switch, irq and softirq tracepoints, found by name because only
- * some of them are exported to modules, and return probes on the two
- * functions that change a task's priority.
+ * Works on an unmodified kernel: the scheduler hook is the sched_switch
+ * tracepoint, found by name because it is not exported to modules, and
+ * return probes on the two functions that change a task's priority.
  *
  * The doorbell is an exit to QEMU, tens of microseconds in a nested VM:
  * it is never rung under the runqueue lock, but from an irq_work that
@@ -36,19 +35,12 @@
 #include <linux/syscore_ops.h>
 #include <linux/version.h>
 #include <trace/events/sched.h>
-#include <trace/events/irq.h>
-#include <asm/trace/irq_vectors.h>
 #include <asm/msr.h>
 #include <asm/processor.h>
 #include <asm/cpufeature.h>
 #include <asm/pgtable_types.h>
 
 #include <pvsched/abi.h>
-
-static bool irq_hints;
-module_param(irq_hints, bool, 0444);
-MODULE_PARM_DESC(irq_hints,
-		 "Lazy boost hints on hard/soft irq entry, dropped on exit (default: off)");
 
 static bool keep_idle_boost = true;
 module_param(keep_idle_boost, bool, 0644);
@@ -60,15 +52,11 @@ static DEFINE_PER_CPU_ALIGNED(struct pvsched_area, pvsched_area);
 
 struct pvsched_cpu {
 	bool registered;
-	bool irq_hint;		/* boost_req BOOST was set by an irq hint */
-	unsigned int irq_depth;	/* nesting of hooked irq/softirq handlers */
 	unsigned long boosts;	/* boost_req set to BOOST */
 	unsigned long unboosts;	/* boost_req set to UNBOOST */
 	unsigned long doorbells;
 	unsigned long throttled;	/* BOOSTs asked while THROTTLED */
 	unsigned long msr_errors;	/* doorbells that faulted */
-	unsigned long hints;	/* lazy boosts written on irq entry */
-	unsigned long hints_seen;	/* ...found BOOSTED by the irq's exit */
 };
 
 /*
@@ -192,10 +180,6 @@ static void pvsched_look_again(void)
 
 	if (!pc->registered)
 		return;
-	/* Interrupted a handler's hint: its exit decides, unless RT takes over. */
-	if (pc->irq_hint && !pvsched_wants_boost(current))
-		return;
-	pc->irq_hint = false;
 	if (pvsched_update(pc, current))
 		pvsched_ring(pc);
 }
@@ -242,106 +226,19 @@ static void pvsched_sched_switch(void *data, bool preempt,
 
 	if (!pc->registered)
 		return;
-	/* From here on the boost belongs to the task, not to an irq. */
-	pc->irq_hint = false;
 	if (pvsched_update(pc, next))
 		irq_work_queue(this_cpu_ptr(&pvsched_work));
 }
 
-/*
- * Irq hints, after RFC patch 8/8: a lazy BOOST on entry, never a doorbell
- * (an exit per interrupt would cost more than it saves).  The host sees it
- * only if the handler happens to exit to userspace; hints_seen counts that.
- */
-static void pvsched_irq_enter(void)
-{
-	struct pvsched_cpu *pc = this_cpu_ptr(&pvsched_cpu);
-	struct pvsched_area *a = this_cpu_ptr(&pvsched_area);
-
-	if (!pc->registered || pc->irq_depth++)
-		return;
-	if (READ_ONCE(a->boost_req) == PVSCHED_REQ_BOOST)
-		return;		/* a task's boost: not ours to drop */
-	WRITE_ONCE(a->boost_req, PVSCHED_REQ_BOOST);
-	pc->irq_hint = true;
-	pc->hints++;
-}
-
-static void pvsched_irq_exit(void)
-{
-	struct pvsched_cpu *pc = this_cpu_ptr(&pvsched_cpu);
-	struct pvsched_area *a = this_cpu_ptr(&pvsched_area);
-	bool seen;
-
-	/* Depth 0: the probe was registered in the middle of a handler. */
-	if (!pc->registered || !pc->irq_depth || --pc->irq_depth ||
-	    !pc->irq_hint)
-		return;
-	pc->irq_hint = false;
-	seen = READ_ONCE(a->boost_status) == PVSCHED_STATUS_BOOSTED;
-	if (seen)
-		pc->hints_seen++;
-	/* The interrupted task is not RT (or it would hold BOOST already). */
-	if (pvsched_request(pc, PVSCHED_REQ_UNBOOST) && seen)
-		pvsched_ring(pc);
-}
-
-static void pvsched_hardirq_entry(void *data, int irq, struct irqaction *action)
-{
-	pvsched_irq_enter();
-}
-
-static void pvsched_hardirq_exit(void *data, int irq,
-				 struct irqaction *action, int ret)
-{
-	pvsched_irq_exit();
-}
-
-static void pvsched_vector_entry(void *data, int vector)
-{
-	pvsched_irq_enter();
-}
-
-static void pvsched_vector_exit(void *data, int vector)
-{
-	pvsched_irq_exit();
-}
-
-/* Softirqs run with interrupts on: keep the per-CPU state consistent. */
-static void pvsched_softirq_entry(void *data, unsigned int vec_nr)
-{
-	unsigned long flags;
-
-	local_irq_save(flags);
-	pvsched_irq_enter();
-	local_irq_restore(flags);
-}
-
-static void pvsched_softirq_exit(void *data, unsigned int vec_nr)
-{
-	unsigned long flags;
-
-	local_irq_save(flags);
-	pvsched_irq_exit();
-	local_irq_restore(flags);
-}
-
-/* tracepoint, probe, only with irq_hints=1 */
+/* tracepoint, probe */
 #define PVSCHED_TRACEPOINTS(X)						\
-	X(sched_switch, pvsched_sched_switch, false)			\
-	X(irq_handler_entry, pvsched_hardirq_entry, true)		\
-	X(irq_handler_exit, pvsched_hardirq_exit, true)			\
-	/* The local APIC timer (hrtimers, the tick) is no irq_handler. */ \
-	X(local_timer_entry, pvsched_vector_entry, true)		\
-	X(local_timer_exit, pvsched_vector_exit, true)			\
-	X(softirq_entry, pvsched_softirq_entry, true)			\
-	X(softirq_exit, pvsched_softirq_exit, true)
+	X(sched_switch, pvsched_sched_switch)
 
 /*
  * The probes are attached by name, through void *: the compiler checks
  * each against its tracepoint's prototype here instead.
  */
-#define PVSCHED_CHECK_PROBE(name, probe, hint) \
+#define PVSCHED_CHECK_PROBE(name, probe) \
 	check_trace_callback_type_##name(probe);
 static void __maybe_unused pvsched_check_probes(void)
 {
@@ -351,11 +248,10 @@ static void __maybe_unused pvsched_check_probes(void)
 static struct pvsched_tp {
 	const char *name;
 	void *probe;
-	bool hint;
 	struct tracepoint *tp;
 	bool registered;
 } pvsched_tps[] = {
-#define PVSCHED_TP(name, probe, hint) { #name, probe, hint },
+#define PVSCHED_TP(name, probe) { #name, probe },
 	PVSCHED_TRACEPOINTS(PVSCHED_TP)
 };
 
@@ -391,8 +287,6 @@ static int pvsched_register_probes(void)
 	for_each_kernel_tracepoint(pvsched_find_tp, NULL);
 	for (i = 0; i < ARRAY_SIZE(pvsched_tps); i++) {
 		t = &pvsched_tps[i];
-		if (t->hint && !irq_hints)
-			continue;
 		if (!t->tp) {
 			pr_err("tracepoint %s not found\n", t->name);
 			err = -ENOENT;
@@ -579,8 +473,6 @@ static int pvsched_enable_this_cpu(void)
 		return -EIO;
 	}
 	local_irq_save(flags);
-	pc->irq_depth = 0;
-	pc->irq_hint = false;
 	pc->registered = true;
 	local_irq_restore(flags);
 	return 0;
@@ -627,18 +519,17 @@ static int pvsched_stats_show(struct seq_file *m, void *v)
 			continue;
 		online += cpu_online(cpu);
 		registered += pc->registered;
-		seq_printf(m, "cpu=%u registered=%d status=%s req=%s boosts=%lu unboosts=%lu doorbells=%lu throttled=%lu msr_errors=%lu hints=%lu hints_seen=%lu\n",
+		seq_printf(m, "cpu=%u registered=%d status=%s req=%s boosts=%lu unboosts=%lu doorbells=%lu throttled=%lu msr_errors=%lu\n",
 			   cpu, pc->registered,
 			   status < ARRAY_SIZE(pvsched_status_names) ?
 			   pvsched_status_names[status] : "?",
 			   req < ARRAY_SIZE(pvsched_req_names) ?
 			   pvsched_req_names[req] : "?",
 			   pc->boosts, pc->unboosts, pc->doorbells,
-			   pc->throttled, pc->msr_errors, pc->hints,
-			   pc->hints_seen);
+			   pc->throttled, pc->msr_errors);
 	}
-	seq_printf(m, "feature=1 online=%u registered=%u irq_hints=%d keep_idle_boost=%d prio_hooks=%u prio_kicks=%lu\n",
-		   online, registered, irq_hints, READ_ONCE(keep_idle_boost),
+	seq_printf(m, "feature=1 online=%u registered=%u keep_idle_boost=%d prio_hooks=%u prio_kicks=%lu\n",
+		   online, registered, READ_ONCE(keep_idle_boost),
 		   pvsched_prio_hooks, atomic_long_read(&pvsched_prio_kicks));
 	return 0;
 }
@@ -698,8 +589,8 @@ static int __init pvsched_init(void)
 	pvsched_dir = debugfs_create_dir("pvsched", NULL);
 	debugfs_create_file("stats", 0444, pvsched_dir, NULL,
 			    &pvsched_stats_fops);
-	pr_info("registered on %u CPUs, irq_hints=%d, %u of %zu priority hooks\n",
-		num_online_cpus(), irq_hints, pvsched_prio_hooks,
+	pr_info("registered on %u CPUs, %u of %zu priority hooks\n",
+		num_online_cpus(), pvsched_prio_hooks,
 		ARRAY_SIZE(pvsched_prio_probes));
 	return 0;
 
