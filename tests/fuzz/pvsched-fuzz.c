@@ -787,6 +787,7 @@ static void reset_world(void)
     }
     if (vcpu.bound_timer) {
         timer_free(vcpu.bound_timer);
+        timer_free(vcpu.cooldown_timer);
     }
     aio_bh_poll(qemu_get_aio_context());
     memset(&w, 0, sizeof(w));
