@@ -72,6 +72,12 @@ static struct {
     int n;
 } dirty;
 
+/* A main-loop timer's expiry (real time) as last seen, and in fake time. */
+typedef struct FakeDue {
+    int64_t seen;
+    int64_t due_ns;
+} FakeDue;
+
 /* The fake world: one vCPU thread, its clocks, its CPU, the host. */
 enum { PERM_CAP, PERM_RLIMIT, PERM_NO_RT, PERM_DENIED, PERM_NR };
 
@@ -80,8 +86,9 @@ static struct {
     int perm;
     int64_t cpu_ns;             /* the vCPU thread's CPU clock */
     int64_t now_ns;
-    int64_t timer_seen;         /* the bound timer's expiry, real time */
-    int64_t timer_due_ns;       /* the same in fake time */
+    FakeDue bound_due;          /* the main loop's timers, */
+    FakeDue cooldown_due;       /* in fake time, */
+    int64_t real_mark;          /* armed after this real time */
     int64_t excused_bound;      /* the boost whose bound... */
     int64_t excused_ns;         /* ...may overrun by this much more */
     int64_t backstop_at;        /* CPU-time timer's expiry; 0: disarmed */
@@ -557,48 +564,116 @@ static void msr_write(uint64_t val)
     }
 }
 
-/* The main loop's bound timer is due: it runs bound_check(). */
-static void fire_bound_timer(void)
+/*
+ * When a main-loop timer of the vCPU's (bound_check(), cooldown_end())
+ * is due.  QEMU's clocks are real, the vCPU's are fake: the timer is due
+ * once as much fake time has passed as it had left in real time when it
+ * was armed, at the fake time of now (fake time only moves in run(),
+ * which looks at the timers first).  Real time moves meanwhile, by up to
+ * a step's worth; which way the harness errs depends on the timer:
+ * - the bound timer is seen due early, by the real time since it was
+ *   armed: never late, so that the bound is held to its precision;
+ * - the cooldown timer is seen due late, by the real time since the last
+ *   look before it was armed (w.real_mark): never early, for its callback
+ *   would find the cooldown not over, the exit would arm it again for
+ *   what is left, and fake time would stand still while it fires again
+ *   and again.
+ */
+static int64_t timer_left(QEMUTimer *timer, FakeDue *due, bool never_early)
+{
+    int64_t expire;
+
+    if (!timer_pending(timer)) {
+        return INT64_MAX;
+    }
+    expire = timer_expire_time_ns(timer);
+    if (expire != due->seen) {
+        /* Armed since the last look: due in this much fake time. */
+        int64_t armed = never_early ? w.real_mark :
+                                      qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
+
+        due->seen = expire;
+        due->due_ns = w.now_ns + MAX(expire - armed, 0);
+    }
+    /* A stalled main loop runs no timer. */
+    return w.stalled ? INT64_MAX : MAX(due->due_ns - w.now_ns, 0);
+}
+
+static int64_t bound_timer_left(void)
+{
+    return timer_left(vcpu.bound_timer, &w.bound_due, false);
+}
+
+static int64_t cooldown_timer_left(void)
+{
+    return timer_left(vcpu.cooldown_timer, &w.cooldown_due, true);
+}
+
+/* After QEMU ran: what it armed is seen before real time moves on. */
+static void look_at_timers(void)
+{
+    bound_timer_left();
+    cooldown_timer_left();
+    w.real_mark = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
+}
+
+static void fire_timer(QEMUTimer *timer)
 {
     int kicks = w.kicks;
 
-    timer_mod_ns(vcpu.bound_timer, 1);
+    timer_mod_ns(timer, 1);
     qemu_clock_run_timers(QEMU_CLOCK_REALTIME);
     if (w.kicks != kicks) {
         /* A kick ends KVM_RUN at once, or the next one at its start. */
         guest_exit_why(true);
     }
+    look_at_timers();
 }
 
 /*
- * The vCPU runs in the guest for @ns of CPU time, or is halted.  QEMU's
- * clocks are real, the vCPU's are fake: the bound timer is due once as
- * much fake time has passed as it had left in real time when it was
- * armed (real time barely moves meanwhile, and only makes it earlier).
- * A stalled main loop runs no timer; the kernel's CPU-time timer fires
- * all the same, on the first tick at or after its expiry.
+ * The end of a cooldown is honoured without the guest's help (which
+ * rings no doorbell while THROTTLED, and may have asked BOOST meanwhile):
+ * a vCPU THROTTLED past its cooldown has a cooldown timer pending...
+ */
+static bool cooldown_over(void)
+{
+    bool over = vcpu.st.status == PVSCHED_STATUS_THROTTLED &&
+                w.now_ns >= vcpu.st.cooldown_end_ns;
+
+    CHECK(!over || timer_pending(vcpu.cooldown_timer));
+    return over;
+}
+
+/* ...and once that fired, it is not THROTTLED, unless by a new throttle. */
+static void fire_cooldown_timer(void)
+{
+    uint64_t throttles = vcpu.st.throttles;
+    bool over = cooldown_over();
+
+    fire_timer(vcpu.cooldown_timer);
+    check_state();
+    CHECK(!over || vcpu.st.status != PVSCHED_STATUS_THROTTLED ||
+          vcpu.st.throttles != throttles);
+}
+
+/*
+ * The vCPU runs in the guest for @ns of CPU time, or is halted, while
+ * the main loop's timers fire when due (timer_left()).  A stalled main
+ * loop runs none; the kernel's CPU-time timer fires all the same, on the
+ * first tick at or after its expiry.
  */
 static void run(int64_t ns, bool halted)
 {
     while (ns > 0) {
-        int64_t slice = ns, due_left = INT64_MAX, fire_left = INT64_MAX;
+        int64_t due_left = bound_timer_left();
+        int64_t cool_left = cooldown_timer_left();
+        int64_t slice, fire_left = INT64_MAX;
 
-        if (timer_pending(vcpu.bound_timer) && !w.stalled) {
-            int64_t expire = timer_expire_time_ns(vcpu.bound_timer);
-
-            if (expire != w.timer_seen) {
-                /* Armed since the last look: due in this much fake time. */
-                w.timer_seen = expire;
-                w.timer_due_ns = w.now_ns + MAX(expire -
-                                  qemu_clock_get_ns(QEMU_CLOCK_REALTIME), 0);
-            }
-            due_left = MAX(w.timer_due_ns - w.now_ns, 0);
-        }
         if (w.backstop_at && !halted) {
             fire_left = MAX(QEMU_ALIGN_UP(w.backstop_at, TICK_NS) - w.cpu_ns,
                             0);
         }
-        slice = MIN(slice, MIN(due_left, fire_left));
+        slice = MIN(MIN(ns, cool_left), MIN(due_left, fire_left));
         if (!halted) {
             w.cpu_ns += slice;
         }
@@ -608,8 +683,11 @@ static void run(int64_t ns, bool halted)
             w.stalled_bound = vcpu.st.bound_cpu_ns;
         }
         if (due_left == slice) {
-            fire_bound_timer();
+            fire_timer(vcpu.bound_timer);
             check_state();
+        }
+        if (cool_left == slice) {
+            fire_cooldown_timer();
         }
         if (fire_left == slice && w.backstop_at &&
             w.cpu_ns >= w.backstop_at) {
@@ -618,6 +696,7 @@ static void run(int64_t ns, bool halted)
         }
         /* Checked once the timers had their say: they run when due. */
         check_bound();
+        cooldown_over();
     }
 }
 
@@ -794,6 +873,7 @@ static void reset_world(void)
     memset(ram, 0, sizeof(ram));
     msr = 0;                    /* a new CPU, as the new vCPU */
     init_regions();
+    w.real_mark = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
     w.stalled_bound = INT64_MIN;
     w.cfg = (PvschedBoostConfig) {
         .mode = PVSCHED_STATE_DYNAMIC,
@@ -899,6 +979,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             restore(aimed_msr(p));
             break;
         }
+        look_at_timers();
     }
     return 0;
 }
