@@ -131,51 +131,6 @@ disabled_refuses_bit() {
 # here); make bench compares with it.
 BENCH_QUICK=--no-stock
 
-# Whether a log shows one of the L1 platform's L2 failures (issue 12):
-# says which, and succeeds, only in the L1 VM.
-l1_platform_failure() {
-    python3 tests/functional/pvsched/l1_evidence.py --platform-failure "$1"
-}
-
-# Stopgap for issue 12, in the L1 VM only: a benchmark whose guest failed
-# as the L1 platform's do runs once more, loudly; one that fails again,
-# or otherwise, fails.
-bench_quick() {
-    local first=$results/bench-quick.first.log hung what
-    python3 bench/run.py --quick $BENCH_QUICK 2>&1 | tee "$first"
-    [ "${PIPESTATUS[0]}" -ne 0 ] || return 0
-    what=$(l1_platform_failure "$first") || return 1
-    hung=$(sed -n 's/^could not run: //p' "$first" | tr -d ' ')
-    [ -n "$hung" ] || return 1
-    echo "L1 FLAKE (issue 12): bench-quick: $hung failed as the L1 platform makes L2 guests fail ($what); running it once more"
-    python3 bench/run.py --quick $BENCH_QUICK --only "$hung" || return 1
-    echo "L1 FLAKE (issue 12): bench-quick: $hung passed when run again"
-}
-
-# Stopgap for issue 12, as bench_quick's: in the L1 VM, when the robust
-# tests' log shows an L1 platform failure, the tests that failed run once
-# more, loudly; the totals count the second verdicts.
-robust_tests() {
-    local run=tests/functional/pvsched/robust/run.py
-    local first=$results/robust.first.log again=$results/robust.again.log
-    local hung line p f s p2=0 what
-    python3 "$run" 2>&1 | tee "$first"
-    [ "${PIPESTATUS[0]}" -ne 0 ] || return 0
-    what=$(l1_platform_failure "$first") || return 1
-    hung=$(sed -nE 's/^(FAIL|ERROR) +([^ ]+) \(.*/\2/p' "$first" | tr '\n' ' ')
-    line=$(grep -aE '^[0-9]+ passed, [0-9]+ failed' "$first" | tail -n 1)
-    [ -n "$hung" ] && [ -n "$line" ] || return 1
-    read -r p _ f _ s _ <<< "${line//,/}"
-    echo "L1 FLAKE (issue 12): robust: $hung failed, and the log shows L2 guests failing as the L1 platform makes them ($what); running them once more"
-    # shellcheck disable=SC2086
-    python3 "$run" $hung 2>&1 | tee "$again"
-    line=$(grep -aE '^[0-9]+ passed, [0-9]+ failed' "$again" | tail -n 1)
-    [ -z "$line" ] || read -r p2 _ <<< "${line//,/}"
-    echo "L1 FLAKE (issue 12): robust: $p2 of them passed when run again"
-    echo "$((p + p2)) passed, $((f - p2)) failed, ${s:-0} skipped"
-    [ $((f - p2)) -eq 0 ]
-}
-
 # The suites that need KVM; where KVM is in the L1 VM, all of them run
 # in one boot of it.  KVM_SUITES names them; "run-tests.sh --kvm SUITE..."
 # runs only those (scripts/soak.sh).
@@ -189,11 +144,10 @@ kvm_suite() {
                 python3 tests/functional/pvsched/libvirt/test_libvirt.py ;;
         # Benchmarks print numbers, never pass or fail on them: this
         # checks they run.
-        bench)
-            check bench-quick bench_quick
-            grep -ah "L1 FLAKE" "$results/bench-quick.log" >&2 || true ;;
+        bench) check bench-quick python3 bench/run.py --quick $BENCH_QUICK ;;
         without-pvsched-kvm) check without-pvsched-kvm disabled_refuses_bit ;;
-        robust) suite_summary robust robust_tests ;;
+        robust)
+            suite_summary robust python3 tests/functional/pvsched/robust/run.py ;;
         # Debian's kernel, our module, cyclictest (issue 14).
         linux) suite_summary linux python3 guest/linux/test.py ;;
         *) log "no KVM suite $1 (there are: $KVM_SUITES)"; add "$1" 0 1 0 ;;
@@ -219,26 +173,10 @@ fi
 # The KVM suites, where KVM is: their totals come back in the last line
 # of "run-tests.sh --kvm".  Without that line (an L1 that died or hung,
 # a crash), what ran is lost: counted as one failure, loudly.
-#
-# Stopgap for issue 12: an L1 VM that stopped (scripts/l1/run.sh exit
-# status 125: a triple fault of L1 itself was seen, during the KVM tests)
-# is booted once more, loudly, to run them all again; a second stop, a
-# timeout or a failed test fails.
 suite_kvm() {
-    local out=$results/kvm-suites.log line p f s rc attempt
-    for attempt in 1 2; do
-        bash scripts/with-kvm.sh -- bash scripts/run-tests.sh --kvm 2>&1 | tee "$out"
-        rc=${PIPESTATUS[0]}
-        line=$(grep -aE '^kvm-suites: [0-9]+ passed' "$out" | tail -n 1)
-        if [ -n "$line" ] || [ "$rc" -ne 125 ] || [ "$attempt" -eq 2 ] ||
-           [ "$PVSCHED_KVM_WHERE" != l1 ]; then
-            break
-        fi
-        cp "$out" "$results/kvm-suites.first.log"
-        log "L1 FLAKE (issue 12): the L1 VM stopped before the KVM suites" \
-            "finished (above; $results/kvm-suites.first.log): booting it" \
-            "once more to run them all again"
-    done
+    local out=$results/kvm-suites.log line p f s
+    bash scripts/with-kvm.sh -- bash scripts/run-tests.sh --kvm 2>&1 | tee "$out"
+    line=$(grep -aE '^kvm-suites: [0-9]+ passed' "$out" | tail -n 1)
     if [ -z "$line" ]; then
         log "FAILED: the KVM suites did not finish (see above and $out)"
         add "kvm suites (did not finish)" 0 1 0

@@ -24,7 +24,6 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-import l1_evidence  # noqa: E402
 import pvsched_vm  # noqa: E402
 
 
@@ -46,31 +45,6 @@ class PromptResult(unittest.TextTestResult):
     def addError(self, test, err):
         super().addError(test, err)
         self._now('ERROR', test, err)
-
-
-def rerun_l1_failures(result, runner):
-    """Stopgap for issue 12, in the L1 VM only: run a test that failed
-    as the L1 platform makes L2 guests fail (l1_evidence) once more,
-    loudly.  Returns how many passed then.  A test that fails twice, or
-    fails any other way, stays failed."""
-    rescued = 0
-    for test, text in result.failures + result.errors:
-        what = l1_evidence.platform_failure(text)
-        if not what or not hasattr(test, 'id'):
-            continue
-        bar = '!' * 72
-        print(f'{bar}\nL1 FLAKE (issue 12): {test.id()} failed as the L1 '
-              f'platform makes L2 guests fail ({what}; report above); '
-              f'running it once more.\n{bar}', flush=True)
-        again = runner.run(unittest.defaultTestLoader.loadTestsFromName(
-            test.id()))
-        ok = again.wasSuccessful() and again.testsRun > 0
-        print(f'{bar}\nL1 FLAKE (issue 12): {test.id()}: '
-              f'{"passed" if ok else "FAILED"} when run again'
-              f'{" (counted as passed; the failure above is the report)" if ok else ""}'
-              f'\n{bar}', flush=True)
-        rescued += ok
-    return rescued
 
 
 def main(names):
@@ -99,9 +73,6 @@ def main(names):
               len(result.unexpectedSuccesses))
     skipped = len(result.skipped)
     passed = result.testsRun - failed - skipped
-    rescued = rerun_l1_failures(result, runner)
-    passed += rescued
-    failed -= rescued
     # A discovery problem (syntax error in a test file) shows up as an
     # error of a synthetic test, so it is counted as failed above.
     sys.stdout.flush()

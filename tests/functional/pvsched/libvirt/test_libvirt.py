@@ -75,7 +75,6 @@ WATCHDOG = 600          # seconds for the whole run, installation included
 CMD_TIMEOUT = 60
 LINE_TIMEOUT = 30
 PIDFILE = f'/run/libvirt/qemu/{DOMAIN}.pid'
-IN_L1 = bool(os.environ.get('PVSCHED_IN_L1'))
 
 
 class Timeout(Exception):
@@ -758,21 +757,19 @@ class LibvirtTest:
         info('--- QEMU log ---\n' + self.qemu_log() +
              l1_evidence.report(pid))
 
-    def drive_guest(self, tids, pid, last_try=True):
-        """Resume, follow the guest to every WAIT and check the vCPU.
-        Returns False for a guest that went silent and was not counted as
-        a failure (last_try=False: the caller runs it once more)."""
+    def drive_guest(self, tids, pid):
+        """Resume, follow the guest to every WAIT and check the vCPU."""
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.settimeout(10)
             sock.connect(self.serial_path)
         except OSError as e:
             self.r.check('connect to the serial socket', False, str(e))
-            return True
+            return
         with sock:
             p = virsh('resume', DOMAIN)
             if not self.r.check('virsh resume', p.returncode == 0, out(p)):
-                return True
+                return
             buf = b''
             done = None
             waits = 0
@@ -783,11 +780,8 @@ class LibvirtTest:
                     silent = (f'nothing new for {LINE_TIMEOUT} s '
                               f'(last: {buf[-200:]!r})')
                     self.hang_report(pid)
-                    if not last_try:
-                        info(f'guest output: {silent}')
-                        return False
                     self.r.check('guest output', False, silent)
-                    return True
+                    return
                 sock.settimeout(left)
                 try:
                     data = sock.recv(4096)
@@ -796,7 +790,7 @@ class LibvirtTest:
                 if not data:
                     self.r.check('guest output', False,
                                  'serial socket closed before DONE')
-                    return True
+                    return
                 buf += data
                 while b'\n' in buf and done is None:
                     raw, buf = buf.split(b'\n', 1)
@@ -816,29 +810,6 @@ class LibvirtTest:
                          done[1] == 0 and done[0] > 0 and waits == 4,
                          f'guest checks: {done[0]} passed, {done[1]} '
                          f'failed; {waits} WAITs (4 expected)')
-        return True
-
-    def boot_again(self):
-        """Stopgap for issue 12, in the L1 VM only: a guest that went
-        silent as L2 guests there do (report above) is booted once more,
-        loudly.  Silence twice, or any other failure, stays a failure."""
-        bar = '!' * 72
-        print(f'{bar}\nL1 FLAKE (issue 12): the guest went silent as L2 '
-              f'guests in the L1 VM do; booting it once more\n{bar}',
-              flush=True)
-        p = virsh('destroy', DOMAIN)
-        if not self.r.check(f'virsh destroy {DOMAIN} (the silent guest)',
-                            p.returncode == 0, out(p)):
-            return None
-        p = virsh('start', '--paused', DOMAIN, timeout=120)
-        if not self.r.check(f'virsh start --paused {DOMAIN} (again)',
-                            p.returncode == 0, out(p)):
-            return None
-        pid = pid_from(PIDFILE)
-        if not self.r.check('QEMU process (again)', pid is not None,
-                            f'pid {pid}' if pid else 'no pid file'):
-            return None
-        return self.check_query(pid)
 
     def check_wait(self, tag, cpu, tids):
         want_boost = tag == 'boosted'
@@ -920,10 +891,8 @@ class LibvirtTest:
             return stop('a running domain')
         self.check_process(pid)
         tids = self.check_query(pid)
-        if tids and not self.drive_guest(tids, pid, last_try=not IN_L1):
-            tids = self.boot_again()
-            if tids:
-                self.drive_guest(tids, pid_from(PIDFILE))
+        if tids:
+            self.drive_guest(tids, pid)
         if self.captured is not None:
             print(f"     virsh qemu-monitor-command {DOMAIN} --pretty "
                   """'{"execute":"query-pvsched"}' while vCPU 0 was """
