@@ -70,7 +70,7 @@ def main():
         try:
             tids = vm.vcpu_tids()
             original = {cpu: vm.sched(tid) for cpu, tid in tids.items()}
-            vm.qmp('cont')
+            vm.cmd('cont')
             print('vCPU threads before the guest runs:')
             for cpu, tid in sorted(tids.items()):
                 print(f'  cpu {cpu}: thread {tid}, {fmt_sched(original[cpu])}')

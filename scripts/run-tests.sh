@@ -131,6 +131,10 @@ disabled_refuses_bit() {
 # here); make bench compares with it.
 BENCH_QUICK=--no-stock
 
+# The KVM tests are QEMU functional tests (qemu_test): they run with the
+# QEMU build's Python venv, as QEMU's own do (it sees Debian's pycotap).
+FUNC_PYTHON=build/qemu/pyvenv/bin/python3
+
 # The suites that need KVM; where KVM is in the L1 VM, all of them run
 # in one boot of it.  KVM_SUITES names them; "run-tests.sh --kvm SUITE..."
 # runs only those (scripts/soak.sh).
@@ -138,7 +142,7 @@ KVM_SUITES="qtest kvm libvirt linux bench without-pvsched-kvm robust"
 kvm_suite() {
     case $1 in
         qtest) suite_qtest pvsched-test ;;
-        kvm) suite_summary kvm python3 tests/functional/pvsched/run.py ;;
+        kvm) suite_summary kvm "$FUNC_PYTHON" tests/functional/pvsched/run.py ;;
         libvirt)
             suite_summary libvirt \
                 python3 tests/functional/pvsched/libvirt/test_libvirt.py ;;
@@ -147,7 +151,8 @@ kvm_suite() {
         bench) check bench-quick python3 bench/run.py --quick $BENCH_QUICK ;;
         without-pvsched-kvm) check without-pvsched-kvm disabled_refuses_bit ;;
         robust)
-            suite_summary robust python3 tests/functional/pvsched/robust/run.py ;;
+            suite_summary robust "$FUNC_PYTHON" \
+                tests/functional/pvsched/robust/run.py ;;
         # Debian's kernel, our module, cyclictest (issue 14).
         linux) suite_summary linux python3 guest/linux/test.py ;;
         *) log "no KVM suite $1 (there are: $KVM_SUITES)"; add "$1" 0 1 0 ;;

@@ -277,16 +277,13 @@ class BenchVM(pvsched_vm.PvschedVM):
 
     def pause(self):
         if not self.paused:
-            self.qmp('stop')
+            self.cmd('stop')
             self.paused = True
 
     def resume(self):
         if self.paused:
-            self.qmp('cont')
+            self.cmd('cont')
             self.paused = False
-
-    def send(self, byte):
-        self._serial.sendall(byte)
 
     def new_lines(self):
         lines = self.transcript[self.pos:]

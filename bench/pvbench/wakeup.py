@@ -97,7 +97,7 @@ def boosted_ns(vm):
     if not vm.has_device:
         return None
     try:
-        return vm.qmp('query-pvsched')['vcpus'][0]['boosted-ns']
+        return vm.cmd('query-pvsched')['vcpus'][0]['boosted-ns']
     except (C.pvsched_vm.QMPError, KeyError, IndexError):
         return None
 

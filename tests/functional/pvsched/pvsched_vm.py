@@ -1,8 +1,10 @@
-"""Host-side helper for the pvsched KVM tests and the demo (stdlib only).
+"""Host-side helper for the pvsched KVM tests, the benchmarks and the demo.
 
-Starts the patched QEMU with the bundled bare-metal guest, talks to the
-guest over the serial socket (guest/PROTOCOL.md) and to QEMU over QMP, and
-reads vCPU thread scheduling attributes from outside the QEMU process.
+Starts the patched QEMU with the bundled bare-metal guest through QEMU's
+own machine class (python/qemu of the QEMU tree this series patches),
+talks to the guest over the machine's console (guest/PROTOCOL.md) and to
+QEMU over QMP (qemu.qmp), and reads vCPU thread scheduling attributes
+from outside the QEMU process.
 
 Every blocking call has a deadline, and PvschedVM.close() (called by the
 context manager and by every failure path) kills QEMU and removes the
@@ -11,22 +13,34 @@ temporary directory, so a broken QEMU or guest can never hang a test run.
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
+import asyncio
 import ctypes
 import functools
-import json
 import os
 import re
 import select
 import shutil
 import signal
-import socket
 import subprocess
+import sys
 import tempfile
 import time
 
 import l1_evidence
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
+# QEMU's own Python (its machine and QMP library, and the functional
+# tests' qemu_test) from the QEMU tree this series patches.
+QEMU_SRC = os.environ.get('PVSCHED_QEMU_SRC',
+                          os.path.join(REPO, 'build', 'src'))
+for _p in ('tests/functional', 'python'):
+    if os.path.join(QEMU_SRC, _p) not in sys.path:
+        sys.path.insert(0, os.path.join(QEMU_SRC, _p))
+
+from qemu.machine import QEMUMachine  # noqa: E402
+from qemu.qmp import ExecuteError  # noqa: E402
+from qemu.qmp.legacy import QEMUMonitorProtocol  # noqa: E402
+
 QEMU = os.environ.get('PVSCHED_QEMU',
                       os.path.join(REPO, 'build', 'qemu-system-x86_64'))
 GUEST = os.environ.get('PVSCHED_GUEST',
@@ -67,13 +81,9 @@ READY_RE = re.compile(r'^READY (.*)$')
 QEMU_ENDED = l1_evidence.QEMU_ENDED
 
 
-class QMPError(Exception):
-    """A QMP command answered with an error; str() is QEMU's description."""
-
-    def __init__(self, cmd, error):
-        self.cmd = cmd
-        self.error = error
-        super().__init__(f"{cmd}: {error.get('class')}: {error.get('desc')}")
+# A QMP command answered with an error; str() is QEMU's description,
+# .error_class its class.
+QMPError = ExecuteError
 
 
 class GuestProtocolError(AssertionError):
@@ -116,7 +126,7 @@ def qemu_args(scenario, append='', smp=2, cpu=DEFAULT_CPU,
     device: add '-device pvsched,policy=pol0'.
     """
     args = ['-accel', 'kvm', '-cpu', cpu, '-smp', str(smp), '-m', '128M',
-            '-display', 'none', '-no-reboot', '-nodefaults']
+            '-no-reboot', '-nodefaults']
     if policy is not None:
         args += ['-object', 'pvsched-policy,id=pol0,' + policy]
     if device:
@@ -156,7 +166,8 @@ def run_startup(args, qemu=None, timeout=10):
         serial = os.path.join(tmp, 'serial.log')
         with open(os.path.join(tmp, 'stderr'), 'w+') as err:
             proc = subprocess.Popen([qemu or QEMU] + list(args) +
-                                    ['-serial', 'file:' + serial],
+                                    ['-display', 'none',
+                                     '-serial', 'file:' + serial],
                                     stdin=subprocess.DEVNULL,
                                     stdout=subprocess.DEVNULL, stderr=err,
                                     preexec_fn=_die_with_parent)
@@ -320,199 +331,75 @@ def fmt_sched(s):
     return f'{name} nice {nice}'
 
 
-class QMPMonitor:
-    """A QMP connection to a PvschedVM's QEMU.  PvschedVM.qmp() goes
-    through the primary one, which shares the VM's .events and .eof and
-    adds the VM's report() to its errors; open_monitor() gives others,
-    with events of their own.  Use from one thread at a time."""
-
-    def __init__(self, path, vm, primary=False):
-        self.vm = vm
-        self.primary = primary
-        self.events = vm.events if primary else []
-        self.what = 'QMP' if primary else 'QMP (second monitor)'
-        self._buf = b''
-        self._id = 0
-        deadline = time.monotonic() + START_TIMEOUT
-        self._sock = vm._connect(path, deadline)
-        try:
-            greeting = self._read(deadline)
-            if 'QMP' not in greeting:
-                raise RuntimeError(f'unexpected {self.what} greeting: '
-                                   f'{greeting}')
-            self.cmd('qmp_capabilities')
-        except BaseException:
-            self.close()
-            raise
-
-    def _fail(self, msg):
-        raise RuntimeError(msg + (self.vm.report() if self.primary else ''))
-
-    def _read(self, deadline):
-        while b'\n' not in self._buf:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self._sock], [], [], left)[0]:
-                self._fail(f'timed out waiting for {self.what}')
-            try:
-                data = self._sock.recv(65536)
-            except OSError as e:         # e.g. reset: QEMU crashed
-                data, why = b'', f' ({e})'
-            else:
-                why = ''
-            if not data:
-                if self.primary:
-                    self.vm.eof = True
-                self._fail(f'{self.what} connection closed{why}')
-            self._buf += data
-        line, self._buf = self._buf.split(b'\n', 1)
-        return json.loads(line)
-
-    def cmd(self, cmd, timeout=LINE_TIMEOUT, **args):
-        """Execute a QMP command; returns 'return', raises QMPError."""
-        self._id += 1
-        msg = {'execute': cmd, 'id': self._id}
-        if args:
-            msg['arguments'] = args
-        try:
-            self._sock.sendall(json.dumps(msg).encode() + b'\n')
-        except OSError as e:            # e.g. a broken pipe: QEMU is gone
-            if self.primary:
-                self.vm.eof = True
-            self._fail(f'{self.what}: cannot send {cmd} ({e})')
-        deadline = time.monotonic() + timeout
-        while True:
-            resp = self._read(deadline)
-            if 'event' in resp:
-                self.events.append(resp)
-            elif resp.get('id') == self._id:
-                if 'error' in resp:
-                    raise QMPError(cmd, resp['error'])
-                return resp['return']
-
-    def wait_event(self, name, timeout=LINE_TIMEOUT, **data):
-        """The first event called name whose data has these items,
-        received before or within timeout seconds; raises on timeout."""
-        def match(e):
-            return e.get('event') == name and all(
-                e.get('data', {}).get(k) == v for k, v in data.items())
-        deadline = time.monotonic() + timeout
-        while True:
-            for e in self.events:
-                if match(e):
-                    return e
-            self.events.append(self._read(deadline))
-
-    def close(self):
-        if self._sock:
-            self._sock.close()
-            self._sock = None
-
-
-class PvschedVM:
-    """One QEMU + guest run.  Use as a context manager or call close()."""
+class PvschedVM(QEMUMachine):
+    """One QEMU + guest run: QEMU's own machine class (python/qemu) with
+    the guest's serial protocol on its console.  Use as a context
+    manager or call close()."""
 
     def __init__(self, scenario, append='', smp=2, cpu=DEFAULT_CPU,
                  policy=DEFAULT_POLICY, device=True, extra=(), paused=False,
-                 qemu=None, guest=None, monitors=1):
-        self.qemu = qemu or QEMU
-        self.tmp = tempfile.mkdtemp(prefix='pvsched-')
-        self.serial_path = os.path.join(self.tmp, 'serial.sock')
-        self.qmp_path = os.path.join(self.tmp, 'qmp.sock')
-        self.args = [self.qemu] + qemu_args(scenario, append, smp, cpu,
-                                            policy, device, extra,
-                                            guest) + [
-            '-chardev', f'socket,id=ser0,path={self.serial_path},'
-                        'server=on,wait=on',
-            '-serial', 'chardev:ser0',
-            '-qmp', f'unix:{self.qmp_path},server=on,wait=off']
+                 qemu=None, guest=None, monitors=1, base_temp_dir=None,
+                 log_dir=None):
+        self._tmp = tempfile.mkdtemp(prefix='pvsched-', dir=base_temp_dir)
+        # setpriv: QEMU is killed with this process, even by SIGKILL, so
+        # that none outlives an interrupted run.
+        super().__init__(qemu or QEMU, base_temp_dir=self._tmp,
+                         log_dir=log_dir or self._tmp, qmp_timer=START_TIMEOUT,
+                         wrapper=['setpriv', '--pdeathsig', 'KILL'])
+        self.set_machine('pc')
+        self.set_console()
+        self.add_args(*qemu_args(scenario, append, smp, cpu, policy, device,
+                                 extra, guest))
         # Further QMP monitors, for open_monitor(): a second client.
-        self.monitor_paths = [os.path.join(self.tmp, f'qmp{i}.sock')
+        self.monitor_paths = [os.path.join(self._tmp, f'qmp{i}.sock')
                               for i in range(1, monitors)]
-        for path in self.monitor_paths:
-            self.args += ['-qmp', f'unix:{path},server=on,wait=off']
+        for i, path in enumerate(self.monitor_paths, 1):
+            self.add_args('-chardev', f'socket,id=qmp{i},path={path},'
+                          'server=on,wait=off',
+                          '-mon', f'chardev=qmp{i},mode=control')
+        # Nothing the guest says before the test reads is lost: the
+        # console is a socket pair QEMU gets at its start.
         if paused:
-            self.args.append('-S')
+            self.add_args('-S')
         self.transcript = []     # every serial line, for failure messages
         self.checks = []         # (name, ok, detail)
         self.states = {}         # cpu -> (status, req), latest STATE line
         self.ready = None        # dict from the READY line
         self.done = None         # (pass, fail) from the DONE line
-        self.events = []         # asynchronous QMP events
+        self._seen_events = []   # every QMP event, in order
         self.eof = False
-        self.proc = None
-        self._stderr_text = ''
-        self._serial = self._qmp = None
         self._reporting = False
         self._sbuf = b''
-        # stderr to a file: a pipe nobody reads could fill up and block QEMU.
-        self._stderr = open(os.path.join(self.tmp, 'stderr'), 'w+')
+        self._serial = None
         try:
-            self._start()
+            self.launch()
+            self._qmp.settimeout(LINE_TIMEOUT)
+            self._serial = self.console_socket
         except BaseException:
             self.close()
             raise
 
     # ---- lifecycle -------------------------------------------------------
 
-    def _start(self):
-        self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL,
-                                     stdout=self._stderr, stderr=self._stderr,
-                                     preexec_fn=_die_with_parent)
-        deadline = time.monotonic() + START_TIMEOUT
-        # QEMU blocks in chardev creation until the serial client is there,
-        # and only creates the QMP socket after that: serial first.
-        self._serial = self._connect(self.serial_path, deadline)
-        self._qmp = QMPMonitor(self.qmp_path, self, primary=True)
-
-    def _connect(self, path, deadline):
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f'QEMU exited with status '
-                                   f'{self.proc.returncode} before {path} '
-                                   f'accepted a connection' + self.report())
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                s.connect(path)
-                return s
-            except (FileNotFoundError, ConnectionRefusedError):
-                s.close()
-            if time.monotonic() > deadline:
-                raise RuntimeError(f'timed out connecting to {path}' +
-                                   self.report())
-            time.sleep(0.05)
-
     def close(self):
         """Kill QEMU if still running and remove the temporary directory."""
-        for s in (self._serial, self._qmp):
-            if s:
-                s.close()
-        self._serial = self._qmp = None
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        if not self._stderr.closed:
-            self.stderr()            # keep the text for reports after close
-            self._stderr.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def __enter__(self):
-        return self
+        self._serial = None
+        self.shutdown(hard=True)
+        shutil.rmtree(self._tmp, ignore_errors=True)
 
     def __exit__(self, *exc):
         self.close()
 
     @property
     def pid(self):
-        return self.proc.pid
+        return self.get_pid()
 
     def stderr(self):
         """QEMU's stderr (and stdout) so far."""
-        if self._stderr.closed:
-            return self._stderr_text
-        self._stderr.flush()
-        with open(self._stderr.name, errors='replace') as f:
-            self._stderr_text = f.read()
-        return self._stderr_text
+        if self._qemu_log_path is None:          # after shutdown
+            return self.get_log() or ''
+        with open(self._qemu_log_path, errors='replace') as f:
+            return f.read()
 
     def unexpected_stderr(self):
         """stderr lines that look like errors, minus the expected ones."""
@@ -523,12 +410,12 @@ class PvschedVM:
     def report(self):
         """Transcript, stderr and exit status, for assertion messages."""
         self._drain_serial()
-        if self.eof and self.proc.poll() is None:
+        if self.eof and self.is_running():
             try:                 # a connection closed: QEMU may be exiting
-                self.proc.wait(2)
+                self._subp.wait(2)
             except subprocess.TimeoutExpired:
                 pass
-        code = self.proc.poll()
+        code = self._subp.poll() if self._launched else self.exitcode()
         unread = self._sbuf.decode('ascii', 'replace')
         threads = ''
         if code is None:
@@ -549,19 +436,22 @@ class PvschedVM:
         """Where each vCPU is, for a guest that stopped talking: a hung
         print and a spinning guest look alike from the serial alone.
         Best effort, and never from inside another report."""
-        if self._reporting or self._qmp is None or self.eof:
+        if self._reporting or self._qmp_connection is None or self.eof:
             return ''
         self._reporting = True
         try:
+            self._qmp.settimeout(10)
             # internal-error: KVM_RUN failed (an entry the CPU refused).
-            status = self._qmp.cmd('query-status', timeout=10)['status']
-            regs = self._qmp.cmd('human-monitor-command', timeout=10,
-                                 **{'command-line': 'info registers -a'})
+            status = self.cmd('query-status')['status']
+            regs = self.cmd('human-monitor-command', args_dict={
+                'command-line': 'info registers -a'})
         except Exception as e:           # e.g. the BQL is never released
             status = '?'
             regs = f'(info registers failed: {str(e).splitlines()[0]})'
         finally:
             self._reporting = False
+            if self._qmp_connection is not None:
+                self._qmp.settimeout(LINE_TIMEOUT)
         keep = re.compile(r'^(CPU#|[ER]AX=|[ER]SI=|[ER]IP=|CR0=)')
         lines = [guest_symbolize(l) for l in regs.splitlines()
                  if keep.match(l) or l.startswith('(')]
@@ -570,23 +460,61 @@ class PvschedVM:
 
     # ---- QMP ---------------------------------------------------------------
 
-    def qmp(self, cmd, **args):
-        """Execute a QMP command; returns 'return', raises QMPError."""
-        return self._qmp.cmd(cmd, **args)
+    def cmd(self, cmd, args_dict=None, conv_keys=None, **args):
+        """QEMUMachine.cmd(): returns 'return', raises QMPError.  A QEMU
+        that is gone, or a command without an answer in LINE_TIMEOUT,
+        raises RuntimeError with the report."""
+        try:
+            return super().cmd(cmd, args_dict, conv_keys, **args)
+        except QMPError:
+            raise
+        except Exception as e:       # the connection broke, or timed out
+            if self._reporting:
+                raise
+            self.eof = True
+            raise RuntimeError(f'QMP {cmd}: {type(e).__name__}: {e}' +
+                               self.report()) from e
+
+    @property
+    def events(self):
+        """Every QMP event received so far, in order."""
+        if self._qmp_connection is not None:
+            self._seen_events += self.get_qmp_events()
+        return self._seen_events
 
     def wait_event(self, name, timeout=LINE_TIMEOUT, **data):
-        """The first QMP event called name with these data items."""
-        return self._qmp.wait_event(name, timeout, **data)
+        """The first event called name whose data has these items,
+        received before or within timeout seconds; raises on timeout."""
+        def match(e):
+            return e.get('event') == name and all(
+                e.get('data', {}).get(k) == v for k, v in data.items())
+        deadline = time.monotonic() + timeout
+        while True:
+            for e in self.events:
+                if match(e):
+                    return e
+            left = deadline - time.monotonic()
+            try:
+                if left <= 0:
+                    raise asyncio.TimeoutError
+                self._seen_events.append(
+                    self.get_qmp_event(wait=float(left)))
+            except asyncio.TimeoutError:
+                raise RuntimeError(f'timed out waiting for QMP event '
+                                   f'{name} {data}' + self.report()) from None
 
     def open_monitor(self, i=1):
         """A client on QMP monitor i (1 .. monitors-1), independent of
         qmp(): for a second client, e.g. in another thread."""
-        return QMPMonitor(self.monitor_paths[i - 1], self)
+        mon = QEMUMonitorProtocol(self.monitor_paths[i - 1])
+        mon.connect()
+        mon.settimeout(LINE_TIMEOUT)
+        return mon
 
     def vcpu_tids(self):
         """{cpu-index: host thread id} from query-cpus-fast."""
         return {c['cpu-index']: c['thread-id']
-                for c in self.qmp('query-cpus-fast')}
+                for c in self.cmd('query-cpus-fast')}
 
     def sched(self, tid):
         """(policy name, rt priority, nice) of a thread of this QEMU."""
@@ -700,7 +628,11 @@ class PvschedVM:
 
     def go(self):
         """Let the guest continue past its WAIT."""
-        self._serial.sendall(b'g')
+        self.send(b'g')
+
+    def send(self, data):
+        """Bytes to the guest's serial port."""
+        self._serial.sendall(data)
 
     def finish(self, timeout=LINE_TIMEOUT):
         """Read to DONE, then wait for QEMU to exit; returns its exit code.
@@ -717,7 +649,7 @@ class PvschedVM:
     def wait_exit(self):
         """After DONE: QEMU's exit status (isa-debug-exit ends it)."""
         try:
-            return self.proc.wait(EXIT_TIMEOUT)
+            return self._subp.wait(EXIT_TIMEOUT)
         except subprocess.TimeoutExpired:
             raise GuestProtocolError(f'QEMU still running {EXIT_TIMEOUT}s '
                                      f'after DONE' + self.report()) from None

@@ -9,22 +9,17 @@ SPDX-License-Identifier: GPL-2.0-or-later
 """
 
 import os
-import unittest
 
 import pvsched_vm
-from pvsched_vm import PvschedVM, fmt_sched
+from pvsched_vm import fmt_sched
+from pvsched_test import PvschedTest
 
 # The attributes the test sets from outside at `registered`.
 CPU0_NORMAL = ('SCHED_BATCH', 0, 5)
 CPU1_NORMAL = ('SCHED_OTHER', 0, 3)
 
 
-class BoostTest(unittest.TestCase):
-
-    def setUp(self):
-        problems = pvsched_vm.missing_prerequisites()
-        if problems:     # a failure, not a skip: see run.py
-            self.fail('cannot run KVM tests: ' + '; '.join(problems))
+class BoostTest(PvschedTest):
 
     def expect(self, vm, tid, want, where):
         """Assert thread `tid` is at `want` = (policy, rtprio, nice)."""
@@ -55,7 +50,7 @@ class BoostTest(unittest.TestCase):
         # is a separate claim with its own test.
         policy = (f'mode=dynamic,boost-class={boost_class[6:].lower()},'
                   f'boost-priority={boost_priority},max-boost-us=0')
-        with PvschedVM('boost', smp=2, policy=policy) as vm:
+        with self.launch_vm('boost', smp=2, policy=policy) as vm:
             tids = vm.vcpu_tids()
             self.assertEqual(sorted(tids), [0, 1],
                              f'query-cpus-fast: expected cpus 0 and 1, saw '
@@ -128,4 +123,4 @@ class BoostTest(unittest.TestCase):
 
 
 if __name__ == '__main__':
-    unittest.main(verbosity=2)
+    PvschedTest.main()

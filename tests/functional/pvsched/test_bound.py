@@ -23,10 +23,9 @@ import subprocess
 import sys
 import threading
 import time
-import unittest
 
 import pvsched_vm
-from pvsched_vm import PvschedVM
+from pvsched_test import PvschedTest
 
 BOUNDED = ('mode=dynamic,boost-class=fifo,boost-priority=8,'
            'max-boost-us=3000,cooldown-us=27000')
@@ -225,12 +224,7 @@ class MainLoopStopper(BoostWatch):
             self.ptrace(self.PTRACE_DETACH)
 
 
-class BoundTest(unittest.TestCase):
-
-    def setUp(self):
-        problems = pvsched_vm.missing_prerequisites()
-        if problems:
-            self.fail('cannot run KVM tests: ' + '; '.join(problems))
+class BoundTest(PvschedTest):
 
     def measured(self, run):
         """run(last) until it measured something (True), at most
@@ -257,8 +251,8 @@ class BoundTest(unittest.TestCase):
         watch) with the guest running.  The caller stops the watch."""
         mine = os.sched_getaffinity(0)
         vcpu_cpu = max(mine)
-        with PvschedVM('spin', append='ms=2000', smp=2, policy=BOUNDED,
-                       paused=True) as vm:
+        with self.launch_vm('spin', append='ms=2000', smp=2, policy=BOUNDED,
+                            paused=True) as vm:
             tid = vm.vcpu_tids()[0]
             os.sched_setaffinity(tid, {vcpu_cpu})
             # This thread off the vCPU's CPU: preempted there by the boost
@@ -268,7 +262,7 @@ class BoundTest(unittest.TestCase):
             watch = watch_class(vm.pid, tid, vcpu_cpu)
             watch.start()
             try:
-                vm.qmp('cont')
+                vm.cmd('cont')
                 yield vm, watch
             finally:
                 watch.stop()
@@ -289,7 +283,7 @@ class BoundTest(unittest.TestCase):
             finally:
                 watch.stop()
             v = {x['cpu-index']: x for x in
-                 vm.qmp('query-pvsched')['vcpus']}[0]
+                 vm.cmd('query-pvsched')['vcpus']}[0]
             self.assertIsNotNone(watch.boost(), 'never seen boosted')
             lower, upper = watch.lower(), watch.upper()
             print(f'\n  boosted for {lower / 1e6:.3f} to {upper / 1e6:.3f} '
@@ -324,7 +318,7 @@ class BoundTest(unittest.TestCase):
         try:
             while True:
                 v = {x['cpu-index']: x for x in
-                     vm.qmp('query-pvsched')['vcpus']}[0]
+                     vm.cmd('query-pvsched')['vcpus']}[0]
                 if v['throttles'] >= 2 or time.monotonic() > deadline:
                     break
                 time.sleep(0.05)
@@ -372,7 +366,7 @@ class BoundTest(unittest.TestCase):
             vm.wait_event('PVSCHED_THROTTLED', timeout=30,
                           **{'cpu-index': 0})
             v = {x['cpu-index']: x for x in
-                 vm.qmp('query-pvsched')['vcpus']}[0]
+                 vm.cmd('query-pvsched')['vcpus']}[0]
             self.assertGreaterEqual(v['throttles'], 1, v)
             self.assertIsNone(vm.next_wait(timeout=30, stop_on_fail=True))
             self.assertEqual(vm.wait_exit(), pvsched_vm.EXIT_PASS)
@@ -384,8 +378,8 @@ class BoundTest(unittest.TestCase):
         hog = subprocess.Popen([sys.executable, '-c', HOG])
         try:
             os.sched_setaffinity(hog.pid, {cpu})
-            with PvschedVM('spin', append='ms=8000 io_us=2000', smp=2,
-                           policy=BOUNDED) as vm:
+            with self.launch_vm('spin', append='ms=8000 io_us=2000', smp=2,
+                                policy=BOUNDED) as vm:
                 tid = vm.vcpu_tids()[0]
                 os.sched_setaffinity(tid, {cpu})
                 # Boosted, and the bound at work.
@@ -397,7 +391,7 @@ class BoundTest(unittest.TestCase):
                 t1, h1 = time.monotonic(), cpu_ns(hog.pid)
                 v1 = cpu_ns(vm.pid, tid)
                 info = {x['cpu-index']: x for x in
-                        vm.qmp('query-pvsched')['vcpus']}[0]
+                        vm.cmd('query-pvsched')['vcpus']}[0]
                 # Of the CPU time the two got on their CPU, the hog's part.
                 share = (h1 - h0) / ((h1 - h0) + (v1 - v0))
                 print(f'\n  hog share of CPU {cpu}: {share:.1%} '
@@ -414,4 +408,4 @@ class BoundTest(unittest.TestCase):
 
 
 if __name__ == '__main__':
-    unittest.main()
+    PvschedTest.main()

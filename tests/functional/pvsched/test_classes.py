@@ -9,22 +9,17 @@ is refused at start-up: see the qtest.)
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
-import unittest
 
 import pvsched_vm
-from pvsched_vm import PvschedVM, fmt_sched
+from pvsched_vm import fmt_sched
+from pvsched_test import PvschedTest
 
 
-class ClassesTest(unittest.TestCase):
-
-    def setUp(self):
-        problems = pvsched_vm.missing_prerequisites()
-        if problems:
-            self.fail('cannot run KVM tests: ' + '; '.join(problems))
+class ClassesTest(PvschedTest):
 
     def run_class(self, policy, boosted):
-        with PvschedVM('boost', smp=2,
-                       policy=policy + ',max-boost-us=0') as vm:
+        with self.launch_vm('boost', smp=2,
+                            policy=policy + ',max-boost-us=0') as vm:
             tid = vm.vcpu_tids()[0]
             vm.wait_for('registered', 0)
             normal = vm.sched(tid)
@@ -54,4 +49,4 @@ class ClassesTest(unittest.TestCase):
 
 
 if __name__ == '__main__':
-    unittest.main()
+    PvschedTest.main()

@@ -14,14 +14,14 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import unittest
 
 import pvsched_vm
+from pvsched_test import PvschedTest
 
 POLICY = 'pvsched-policy,id=pol0,boost-class=fifo,boost-priority=8'
 
 
-class DaemonizeTest(unittest.TestCase):
+class DaemonizeTest(PvschedTest):
 
     def daemon_sched(self, policy):
         """The daemon's main-loop (sched policy, rt priority, nice)."""
@@ -29,7 +29,7 @@ class DaemonizeTest(unittest.TestCase):
         pidfile = os.path.join(tmp, 'pid')
         try:
             run = subprocess.run(
-                [pvsched_vm.QEMU, '-machine', 'none', '-nodefaults',
+                [self.qemu_bin, '-machine', 'none', '-nodefaults',
                  '-display', 'none', '-object', policy, '-daemonize',
                  '-pidfile', pidfile],
                 stdin=subprocess.DEVNULL, capture_output=True, text=True,
@@ -56,4 +56,4 @@ class DaemonizeTest(unittest.TestCase):
 
 
 if __name__ == '__main__':
-    unittest.main()
+    PvschedTest.main()

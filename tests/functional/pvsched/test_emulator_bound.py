@@ -47,10 +47,9 @@ import os
 import subprocess
 import sys
 import time
-import unittest
 
 import pvsched_vm
-from pvsched_vm import PvschedVM
+from pvsched_test import PvschedTest
 
 POLICY = 'mode=dynamic,boost-class=fifo,boost-priority=8'
 RUNTIME_US = 1000
@@ -107,25 +106,20 @@ def bound_ns(window_ns):
     return q * ((window_ns + TICK_NS) / p + 2)
 
 
-class EmulatorBoundTest(unittest.TestCase):
+class EmulatorBoundTest(PvschedTest):
 
     # The class of the VM that must stay within the bound, and the
     # policy its driven thread must show (overridden only to show the
     # test failing without the bound).
     BOUNDED = ('deadline', 'SCHED_DEADLINE')
 
-    def setUp(self):
-        problems = pvsched_vm.missing_prerequisites()
-        if problems:
-            self.fail('cannot run KVM tests: ' + '; '.join(problems))
-
     def run_vm(self, extra, cls, want, hogs):
         pol = (f'{POLICY},emulator-class={cls},'
                f'emulator-runtime-us={RUNTIME_US},'
                f'emulator-period-us={PERIOD_US}')
-        with PvschedVM('iostorm', smp=2, policy=pol, extra=extra) as vm:
+        with self.launch_vm('iostorm', smp=2, policy=pol, extra=extra) as vm:
             vm.wait_line('INFO iostorm start')
-            io = vm.qmp('query-iothreads')
+            io = vm.cmd('query-iothreads')
             tid = io[0]['thread-id'] if io else vm.pid
             self.assertEqual(vm.sched(tid)[0], want)
             vcpus = vm.vcpu_tids().values()
@@ -137,9 +131,9 @@ class EmulatorBoundTest(unittest.TestCase):
             except FileNotFoundError as e:
                 # A thread of QEMU's is gone: the guest never stops.
                 self.fail(f'{pvsched_vm.QEMU_ENDED}: {e}{vm.report()}')
-            self.assertIsNone(vm.proc.poll(), 'QEMU exited')
+            self.assertTrue(vm.is_running(), 'QEMU exited')
             # The guest is still kicking, and QMP still answers.
-            vm.qmp('query-status')
+            vm.cmd('query-status')
             return res
 
     def test_deadline_bounds_driven_threads(self):
@@ -191,4 +185,4 @@ class EmulatorBoundTest(unittest.TestCase):
 
 
 if __name__ == '__main__':
-    unittest.main()
+    PvschedTest.main()

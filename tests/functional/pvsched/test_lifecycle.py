@@ -17,10 +17,9 @@ SPDX-License-Identifier: GPL-2.0-or-later
 import os
 import tempfile
 import time
-import unittest
 
 import pvsched_vm
-from pvsched_vm import PvschedVM
+from pvsched_test import PvschedTest
 
 UNBOUNDED = 'mode=dynamic,boost-class=fifo,boost-priority=8,max-boost-us=0'
 
@@ -32,7 +31,7 @@ def by_cpu(info):
 def wait_migration(vm, timeout=60):
     deadline = time.monotonic() + timeout
     while True:
-        status = vm.qmp('query-migrate').get('status')
+        status = vm.cmd('query-migrate').get('status')
         if status == 'completed':
             return
         if status in ('failed', 'cancelled') or time.monotonic() > deadline:
@@ -49,7 +48,7 @@ def migrate_live(src, rounds, timeout=60):
     raised = False
     deadline = time.monotonic() + timeout
     while True:
-        info = src.qmp('query-migrate')
+        info = src.cmd('query-migrate')
         status = info.get('status')
         made = src.said_count('INFO migrate round=') - start
         if status == 'completed':
@@ -59,7 +58,7 @@ def migrate_live(src, rounds, timeout=60):
             raise AssertionError(f'migration {status}: {info}' +
                                  src.report())
         if made >= rounds and not raised:
-            src.qmp('migrate-set-parameters',
+            src.cmd('migrate-set-parameters',
                     **{'max-bandwidth': 128 << 20, 'downtime-limit': 2000})
             raised = True
         time.sleep(0.05)
@@ -68,56 +67,51 @@ def migrate_live(src, rounds, timeout=60):
 def add_snapshot_disk(vm, path):
     """The qcow2 disk savevm needs, made by this QEMU (no qemu-img here)."""
     open(path, 'wb').close()
-    vm.qmp('blockdev-add', driver='file', filename=path,
+    vm.cmd('blockdev-add', driver='file', filename=path,
            **{'node-name': 'snapfile'})
-    vm.qmp('blockdev-create', **{'job-id': 'mk'},
+    vm.cmd('blockdev-create', **{'job-id': 'mk'},
            options={'driver': 'qcow2', 'file': 'snapfile', 'size': 1 << 20})
     deadline = time.monotonic() + 30
     while True:
-        jobs = {j['id']: j for j in vm.qmp('query-jobs')}
+        jobs = {j['id']: j for j in vm.cmd('query-jobs')}
         if jobs['mk']['status'] == 'concluded':
             break
         if time.monotonic() > deadline:
             raise AssertionError(f'blockdev-create: {jobs}' + vm.report())
         time.sleep(0.05)
-    vm.qmp('job-dismiss', id='mk')
-    vm.qmp('blockdev-add', driver='qcow2', file='snapfile',
+    vm.cmd('job-dismiss', id='mk')
+    vm.cmd('blockdev-add', driver='qcow2', file='snapfile',
            **{'node-name': 'snapdisk'})
 
 
 def hmp(vm, cmd):
-    out = vm.qmp('human-monitor-command', **{'command-line': cmd})
+    out = vm.cmd('human-monitor-command', **{'command-line': cmd})
     if out.strip():
         raise AssertionError(f'{cmd}: {out}' + vm.report())
 
 
-class LifecycleTest(unittest.TestCase):
-
-    def setUp(self):
-        problems = pvsched_vm.missing_prerequisites()
-        if problems:
-            self.fail('cannot run KVM tests: ' + '; '.join(problems))
+class LifecycleTest(PvschedTest):
 
     def test_migration_keeps_registrations(self):
         state = os.path.join(tempfile.mkdtemp(prefix='pvsched-mig-'), 'vm')
-        with PvschedVM('boost', smp=2, policy=UNBOUNDED) as src:
+        with self.launch_vm('boost', smp=2, policy=UNBOUNDED) as src:
             src.wait_for('registered', 0)
-            before = by_cpu(src.qmp('query-pvsched'))
-            src.qmp('stop')
-            src.qmp('migrate', uri=f'file:{state}')
+            before = by_cpu(src.cmd('query-pvsched'))
+            src.cmd('stop')
+            src.cmd('migrate', uri=f'file:{state}')
             wait_migration(src)
 
-        with PvschedVM('boost', smp=2, policy=UNBOUNDED,
-                       extra=['-incoming', 'defer']) as dst:
-            dst.qmp('migrate-incoming', uri=f'file:{state}')
+        with self.launch_vm('boost', smp=2, policy=UNBOUNDED,
+                            extra=['-incoming', 'defer']) as dst:
+            dst.cmd('migrate-incoming', uri=f'file:{state}')
             wait_migration(dst)
-            after = by_cpu(dst.qmp('query-pvsched'))
+            after = by_cpu(dst.cmd('query-pvsched'))
             for cpu in (0, 1):
                 self.assertTrue(after[cpu]['registered'], after[cpu])
                 self.assertEqual(after[cpu]['area'], before[cpu]['area'])
                 self.assertEqual(after[cpu]['status'], 'normal')
-            if dst.qmp('query-status')['status'] != 'running':
-                dst.qmp('cont')
+            if dst.cmd('query-status')['status'] != 'running':
+                dst.cmd('cont')
             tids = dst.vcpu_tids()
             dst.go()
 
@@ -125,8 +119,8 @@ class LifecycleTest(unittest.TestCase):
             self.assertEqual(dst.sched(tids[0])[:2], ('SCHED_FIFO', 8),
                              dst.report())
             # stop/cont leaves the boost, and the guest, as they were.
-            dst.qmp('stop')
-            dst.qmp('cont')
+            dst.cmd('stop')
+            dst.cmd('cont')
             self.assertEqual(dst.sched(tids[0])[:2], ('SCHED_FIFO', 8))
             dst.go()
             dst.wait_for('unboosted', 0)
@@ -147,19 +141,19 @@ class LifecycleTest(unittest.TestCase):
         sock = os.path.join(tempfile.mkdtemp(prefix='pvsched-live-'),
                             'mig.sock')
         small = ['-m', '32M']
-        with PvschedVM('migrate', smp=1, policy=UNBOUNDED,
-                       extra=small) as src, \
-             PvschedVM('migrate', smp=1, policy=UNBOUNDED,
-                       extra=small + ['-incoming', 'defer']) as dst:
+        with self.launch_vm('migrate', smp=1, policy=UNBOUNDED,
+                            extra=small) as src, \
+             self.launch_vm('migrate', smp=1, policy=UNBOUNDED,
+                            extra=small + ['-incoming', 'defer']) as dst:
             src.wait_line('INFO migrate start')
-            src.qmp('migrate-set-parameters',
+            src.cmd('migrate-set-parameters',
                     **{'max-bandwidth': 4 << 20, 'downtime-limit': 1})
-            dst.qmp('migrate-incoming', uri=f'unix:{sock}')
-            src.qmp('migrate', uri=f'unix:{sock}')
+            dst.cmd('migrate-incoming', uri=f'unix:{sock}')
+            src.cmd('migrate', uri=f'unix:{sock}')
             made, syncs = migrate_live(src, 2)
             wait_migration(dst)
-            if dst.qmp('query-status')['status'] != 'running':
-                dst.qmp('cont')
+            if dst.cmd('query-status')['status'] != 'running':
+                dst.cmd('cont')
             dst.go()
             code = dst.finish()
             self.assertEqual(dst.failed_checks(), [], dst.report())
@@ -178,8 +172,8 @@ class LifecycleTest(unittest.TestCase):
         the main-loop thread keeps the emulator's FIFO priority, and the
         guest's pending BOOST is honoured at its next exit."""
         disk = os.path.join(tempfile.mkdtemp(prefix='pvsched-snap-'), 'd')
-        with PvschedVM('boost', smp=2, policy=UNBOUNDED,
-                       extra=['-m', '32M']) as vm:
+        with self.launch_vm('boost', smp=2, policy=UNBOUNDED,
+                            extra=['-m', '32M']) as vm:
             add_snapshot_disk(vm, disk)
             vm.wait_for('registered', 0)
             vm.go()
@@ -188,13 +182,13 @@ class LifecycleTest(unittest.TestCase):
             main = vm.sched(vm.pid)
             self.assertEqual(main[:2], ('SCHED_FIFO', 9), vm.report())
             self.assertEqual(vm.sched(tids[0])[:2], ('SCHED_FIFO', 8))
-            before = by_cpu(vm.qmp('query-pvsched'))
+            before = by_cpu(vm.cmd('query-pvsched'))
             hmp(vm, 'savevm s0')
 
-            vm.qmp('stop')
+            vm.cmd('stop')
             hmp(vm, 'loadvm s0')
-            self.assertEqual(vm.qmp('query-status')['status'], 'paused')
-            info = vm.qmp('query-pvsched')
+            self.assertEqual(vm.cmd('query-status')['status'], 'paused')
+            info = vm.cmd('query-pvsched')
             after = by_cpu(info)
             for cpu in (0, 1):
                 self.assertTrue(after[cpu]['registered'], after[cpu])
@@ -211,9 +205,9 @@ class LifecycleTest(unittest.TestCase):
 
             # The guest waits at 'boosted', polling the UART: its next exit
             # applies the BOOST the snapshot still asks for.
-            vm.qmp('cont')
+            vm.cmd('cont')
             deadline = time.monotonic() + 10
-            while by_cpu(vm.qmp('query-pvsched'))[0]['status'] != 'boosted':
+            while by_cpu(vm.cmd('query-pvsched'))[0]['status'] != 'boosted':
                 self.assertLess(time.monotonic(), deadline, vm.report())
                 time.sleep(0.05)
             self.assertEqual(vm.sched(tids[0])[:2], ('SCHED_FIFO', 8))
@@ -228,4 +222,4 @@ class LifecycleTest(unittest.TestCase):
 
 
 if __name__ == '__main__':
-    unittest.main()
+    PvschedTest.main()

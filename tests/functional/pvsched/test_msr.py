@@ -10,18 +10,12 @@
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
-import unittest
 
 import pvsched_vm
-from pvsched_vm import PvschedVM
+from pvsched_test import PvschedTest
 
 
-class MsrTest(unittest.TestCase):
-
-    def setUp(self):
-        problems = pvsched_vm.missing_prerequisites()
-        if problems:     # a failure, not a skip: see run.py
-            self.fail('cannot run KVM tests: ' + '; '.join(problems))
+class MsrTest(PvschedTest):
 
     def assert_guest_passed(self, vm, code):
         self.assertEqual(vm.failed_checks(), [],
@@ -35,14 +29,14 @@ class MsrTest(unittest.TestCase):
                          f'(guest passed), saw {code}' + vm.report())
 
     def assert_running(self, vm, where):
-        status = vm.qmp('query-status')
+        status = vm.cmd('query-status')
         self.assertEqual((status.get('status'), status.get('running')),
                          ('running', True),
                          f'at {where}: expected query-status running, saw '
                          f'{status}' + vm.report())
 
     def test_msr_invalid_writes(self):
-        with PvschedVM('msr', smp=2) as vm:
+        with self.launch_vm('msr', smp=2) as vm:
             vm.wait_for('registered', 0)
             self.assert_running(vm, 'registered cpu=0')
             vm.go()
@@ -72,8 +66,8 @@ class MsrTest(unittest.TestCase):
 
     def test_nofeature_without_device(self):
         # Stock configuration: no pvsched CPU property, object or device.
-        with PvschedVM('nofeature', smp=2, cpu='qemu64', policy=None,
-                       device=False) as vm:
+        with self.launch_vm('nofeature', smp=2, cpu='qemu64', policy=None,
+                            device=False) as vm:
             code = vm.finish()
             self.assertEqual((vm.ready or {}).get('feature'), '0',
                              f'expected READY feature=0, saw {vm.ready}' +
@@ -82,4 +76,4 @@ class MsrTest(unittest.TestCase):
 
 
 if __name__ == '__main__':
-    unittest.main(verbosity=2)
+    PvschedTest.main()

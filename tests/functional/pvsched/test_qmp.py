@@ -9,10 +9,10 @@ SPDX-License-Identifier: GPL-2.0-or-later
 """
 
 import time
-import unittest
 
 import pvsched_vm
-from pvsched_vm import PvschedVM, QMPError, fmt_sched
+from pvsched_vm import QMPError, fmt_sched
+from pvsched_test import PvschedTest
 
 UNBOUNDED = 'mode=dynamic,boost-class=fifo,boost-priority=8,max-boost-us=0'
 # Room for the run-time change to boost-priority 20 (emulator at 21).
@@ -23,23 +23,18 @@ def by_cpu(info):
     return {v['cpu-index']: v for v in info['vcpus']}
 
 
-class QmpTest(unittest.TestCase):
-
-    def setUp(self):
-        problems = pvsched_vm.missing_prerequisites()
-        if problems:
-            self.fail('cannot run KVM tests: ' + '; '.join(problems))
+class QmpTest(PvschedTest):
 
     def area_events(self, vm):
-        vm.qmp('query-status')      # collect the events queued so far
+        vm.cmd('query-status')      # collect the events queued so far
         return [e['data'] for e in vm.events
                 if e['event'] == 'PVSCHED_AREA_CHANGED']
 
     def test_query_events_and_set_policy(self):
-        with PvschedVM('boost', smp=2, policy=ROOMY) as vm:
+        with self.launch_vm('boost', smp=2, policy=ROOMY) as vm:
             tids = vm.vcpu_tids()
             vm.wait_for('registered', 0)
-            info = vm.qmp('query-pvsched')
+            info = vm.cmd('query-pvsched')
             self.assertTrue(info['present'])
             self.assertEqual(info['policy']['boost-priority'], 8)
             vcpus = by_cpu(info)
@@ -57,20 +52,20 @@ class QmpTest(unittest.TestCase):
             vm.go()
 
             vm.wait_for('boosted', 0)
-            v = by_cpu(vm.qmp('query-pvsched'))[0]
+            v = by_cpu(vm.cmd('query-pvsched'))[0]
             self.assertEqual(v['status'], 'boosted', v)
             self.assertEqual(v['boosts'], 1, v)
             self.assertEqual(v['sched'], {'policy': 'fifo', 'priority': 8,
                                           'nice': 0, 'reset-on-fork': True})
             # A run-time change moves the boosted vCPU with it...
-            vm.qmp('pvsched-set-policy', id='pol0', **{'boost-priority': 20})
+            vm.cmd('pvsched-set-policy', id='pol0', **{'boost-priority': 20})
             self.assertEqual(vm.sched(tids[0])[:2], ('SCHED_FIFO', 20),
                              vm.report())
             # ...and a refused one changes nothing at all.
             with self.assertRaisesRegex(QMPError, 'boost-priority=0 is out'):
-                vm.qmp('pvsched-set-policy', id='pol0', mode='off',
+                vm.cmd('pvsched-set-policy', id='pol0', mode='off',
                        **{'boost-priority': 0})
-            self.assertEqual(vm.qmp('query-pvsched')['policy']['mode'],
+            self.assertEqual(vm.cmd('query-pvsched')['policy']['mode'],
                              'dynamic')
             self.assertEqual(vm.sched(tids[0])[:2], ('SCHED_FIFO', 20))
             vm.go()
@@ -92,13 +87,13 @@ class QmpTest(unittest.TestCase):
 
     def test_policy_change_kicks_spinning_vcpu(self):
         """mode=off must unboost a vCPU that never exits on its own."""
-        with PvschedVM('spin', append='ms=4000', smp=2,
-                       policy=UNBOUNDED) as vm:
+        with self.launch_vm('spin', append='ms=4000', smp=2,
+                            policy=UNBOUNDED) as vm:
             tid = vm.vcpu_tids()[0]
             # The guest says nothing until its spin (4 s, no exits) ends.
             self.wait_sched(vm, tid, lambda s: s[:2] == ('SCHED_FIFO', 8),
                             'boosted to SCHED_FIFO 8')
-            vm.qmp('pvsched-set-policy', id='pol0', mode='off')
+            vm.cmd('pvsched-set-policy', id='pol0', mode='off')
             self.wait_sched(vm, tid, lambda s: s[0] != 'SCHED_FIFO',
                             'unboosted after mode=off')
             # Unboosted while the guest still spins: QEMU kicked it out of
@@ -113,4 +108,4 @@ class QmpTest(unittest.TestCase):
 
 
 if __name__ == '__main__':
-    unittest.main()
+    PvschedTest.main()

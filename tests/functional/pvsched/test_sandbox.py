@@ -10,10 +10,10 @@ after the sandbox, is refused with a clear error that changes nothing.
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
-import unittest
 
 import pvsched_vm
-from pvsched_vm import PvschedVM, QMPError
+from pvsched_vm import QMPError
+from pvsched_test import PvschedTest
 
 # What libvirt passes when its seccomp_sandbox is on (the default).
 SANDBOX = ['-sandbox', 'on,obsolete=deny,elevateprivileges=deny,'
@@ -29,15 +29,11 @@ def seccomp_mode(pid):
     return None
 
 
-class SandboxTest(unittest.TestCase):
-
-    def setUp(self):
-        problems = pvsched_vm.missing_prerequisites()
-        if problems:
-            self.fail('cannot run KVM tests: ' + '; '.join(problems))
+class SandboxTest(PvschedTest):
 
     def test_boost_under_sandbox(self):
-        with PvschedVM('boost', smp=2, policy=POLICY, extra=SANDBOX) as vm:
+        with self.launch_vm('boost', smp=2, policy=POLICY,
+                            extra=SANDBOX) as vm:
             self.assertEqual(seccomp_mode(vm.pid), 2, 'no seccomp filter')
             # The main loop set itself above the vCPUs.
             self.assertEqual(vm.sched(vm.pid)[:2], ('SCHED_FIFO', 9))
@@ -50,7 +46,7 @@ class SandboxTest(unittest.TestCase):
             vm.go()
             vm.wait_for('unboosted', 0)
             self.assertNotIn(vm.sched(tids[0])[0], pvsched_vm.RT_POLICIES)
-            info = {v['cpu-index']: v for v in vm.qmp('query-pvsched')['vcpus']}
+            info = {v['cpu-index']: v for v in vm.cmd('query-pvsched')['vcpus']}
             self.assertNotIn('last-error', info[0], info[0])
             vm.go()
             while vm.next_wait(stop_on_fail=True) is not None:
@@ -61,28 +57,28 @@ class SandboxTest(unittest.TestCase):
 
     def test_policy_after_sandbox_refused(self):
         """No pvsched-policy before the sandbox: none can come after it."""
-        with PvschedVM('boost', smp=2, policy=None, device=False,
-                       extra=SANDBOX, paused=True) as vm:
+        with self.launch_vm('boost', smp=2, policy=None, device=False,
+                            extra=SANDBOX, paused=True) as vm:
             self.assertEqual(seccomp_mode(vm.pid), 2, 'no seccomp filter')
             with self.assertRaises(QMPError) as cm:
-                vm.qmp('object-add', **{'qom-type': 'pvsched-policy',
+                vm.cmd('object-add', **{'qom-type': 'pvsched-policy',
                                         'id': 'late'})
             self.assertIn('-sandbox resourcecontrol=deny forbids QEMU\'s '
                           'threads to change their own scheduling',
                           str(cm.exception))
-            names = [o['name'] for o in vm.qmp('qom-list', path='/objects')]
+            names = [o['name'] for o in vm.cmd('qom-list', path='/objects')]
             self.assertNotIn('late', names)
             # Nothing changed: the main loop kept its own attributes.
             self.assertEqual(vm.sched(vm.pid)[:2], ('SCHED_OTHER', 0))
-            self.assertFalse(vm.qmp('query-pvsched')['present'])
+            self.assertFalse(vm.cmd('query-pvsched')['present'])
 
     def test_policy_at_run_time_without_sandbox(self):
         """The refusal is the sandbox's doing: without it, object-add works."""
-        with PvschedVM('boost', smp=2, policy=None, device=False,
-                       paused=True) as vm:
-            vm.qmp('object-add', **{'qom-type': 'pvsched-policy',
+        with self.launch_vm('boost', smp=2, policy=None, device=False,
+                            paused=True) as vm:
+            vm.cmd('object-add', **{'qom-type': 'pvsched-policy',
                                     'id': 'late'})
-            names = [o['name'] for o in vm.qmp('qom-list', path='/objects')]
+            names = [o['name'] for o in vm.cmd('qom-list', path='/objects')]
             self.assertIn('late', names)
             # The BQL's kind was chosen before: QEMU says what that costs.
             self.assertRegex(vm.stderr(), r"pvsched-policy 'late': the BQL "
@@ -90,4 +86,4 @@ class SandboxTest(unittest.TestCase):
 
 
 if __name__ == '__main__':
-    unittest.main()
+    PvschedTest.main()

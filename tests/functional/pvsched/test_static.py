@@ -10,24 +10,17 @@ SPDX-License-Identifier: GPL-2.0-or-later
 """
 
 import time
-import unittest
 
-import pvsched_vm
-from pvsched_vm import PvschedVM
+from pvsched_test import PvschedTest
 
 STATIC = 'mode=static,boost-class=fifo,boost-priority=8'
 
 
 def by_cpu(vm):
-    return {v['cpu-index']: v for v in vm.qmp('query-pvsched')['vcpus']}
+    return {v['cpu-index']: v for v in vm.cmd('query-pvsched')['vcpus']}
 
 
-class StaticModeTest(unittest.TestCase):
-
-    def setUp(self):
-        problems = pvsched_vm.missing_prerequisites()
-        if problems:
-            self.fail('cannot run KVM tests: ' + '; '.join(problems))
+class StaticModeTest(PvschedTest):
 
     def assert_threads(self, vm, want, cpus):
         """Every listed vCPU's thread, seen from outside, is `want`."""
@@ -50,39 +43,39 @@ class StaticModeTest(unittest.TestCase):
             time.sleep(0.05)
 
     def test_static_from_start_and_hotplug(self):
-        with PvschedVM('boost', smp='1,maxcpus=2', policy=STATIC,
-                       paused=True) as vm:
+        with self.launch_vm('boost', smp='1,maxcpus=2', policy=STATIC,
+                            paused=True) as vm:
             # Before the guest ran: boosted though never registered.
             self.wait_threads(vm, ('SCHED_FIFO', 8), [0])
 
-            slots = [c for c in vm.qmp('query-hotpluggable-cpus')
+            slots = [c for c in vm.cmd('query-hotpluggable-cpus')
                      if 'qom-path' not in c]
             self.assertEqual(len(slots), 1, slots)
-            vm.qmp('device_add', driver=slots[0]['type'], id='cpu1',
+            vm.cmd('device_add', driver=slots[0]['type'], id='cpu1',
                    **slots[0]['props'])
             # The hotplugged vCPU's thread starts boosted.
             self.assert_threads(vm, ('SCHED_FIFO', 8), [0, 1])
 
             # Every vCPU follows a change of policy, the new one included.
-            vm.qmp('pvsched-set-policy', id='pol0', **{'boost-priority': 5})
+            vm.cmd('pvsched-set-policy', id='pol0', **{'boost-priority': 5})
             self.assert_threads(vm, ('SCHED_FIFO', 5), [0, 1])
-            vm.qmp('pvsched-set-policy', id='pol0', mode='dynamic')
+            vm.cmd('pvsched-set-policy', id='pol0', mode='dynamic')
             self.assert_threads(vm, ('SCHED_OTHER', 0), [0, 1])
 
     def test_dynamic_hotplug_is_normal(self):
-        with PvschedVM('boost', smp='1,maxcpus=2',
-                       policy='mode=dynamic,boost-priority=8',
-                       paused=True) as vm:
-            slots = [c for c in vm.qmp('query-hotpluggable-cpus')
+        with self.launch_vm('boost', smp='1,maxcpus=2',
+                            policy='mode=dynamic,boost-priority=8',
+                            paused=True) as vm:
+            slots = [c for c in vm.cmd('query-hotpluggable-cpus')
                      if 'qom-path' not in c]
-            vm.qmp('device_add', driver=slots[0]['type'], id='cpu1',
+            vm.cmd('device_add', driver=slots[0]['type'], id='cpu1',
                    **slots[0]['props'])
             self.assert_threads(vm, ('SCHED_OTHER', 0), [0, 1])
             self.assertEqual(by_cpu(vm)[1]['status'], 'disabled')
             # The new vCPU has its own state: static reaches it.
-            vm.qmp('pvsched-set-policy', id='pol0', mode='static')
+            vm.cmd('pvsched-set-policy', id='pol0', mode='static')
             self.assert_threads(vm, ('SCHED_FIFO', 8), [0, 1])
 
 
 if __name__ == '__main__':
-    unittest.main()
+    PvschedTest.main()

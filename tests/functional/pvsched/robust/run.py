@@ -46,7 +46,7 @@ class LineResult(unittest.TestResult):
         self._verdict = 'ok'
 
     def _set(self, verdict):
-        if self._verdict in ('ok', 'skip'):
+        if self._verdict == 'ok':
             self._verdict = verdict
 
     def addFailure(self, test, err):
@@ -58,8 +58,11 @@ class LineResult(unittest.TestResult):
         self._set('ERROR')
 
     def addSkip(self, test, reason):
+        # The tests skip without KVM, as QEMU's do; make check always has
+        # it (on this host or in the L1 VM), so here a skip is a failure.
         super().addSkip(test, reason)
-        self._set('skip')
+        self._set('SKIP')
+        print(f'SKIP (counted as failed): {test.id()}: {reason}', flush=True)
 
     def addUnexpectedSuccess(self, test):
         super().addUnexpectedSuccess(test)
@@ -103,12 +106,11 @@ def main(argv):
 
     # Per test: one that failed and then failed again in cleanup is one.
     passed = result.verdicts.count('ok')
-    skipped = result.verdicts.count('skip')
-    failed = len(result.verdicts) - passed - skipped
+    failed = len(result.verdicts) - passed
     if not result.verdicts:
         print('FAILURE: no test ran')
         failed = 1      # so that scripts/run-tests.sh counts it
-    print(f'{passed} passed, {failed} failed, {skipped} skipped', flush=True)
+    print(f'{passed} passed, {failed} failed, 0 skipped', flush=True)
     return 0 if failed == 0 else 1
 
 

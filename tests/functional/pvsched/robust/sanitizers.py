@@ -4,7 +4,8 @@ Importing this module (every robust test does, before anything else):
   - sets ASAN_OPTIONS and UBSAN_OPTIONS in this process's environment, so
     every QEMU started from here inherits them;
   - points pvsched_vm (the parent folder's helper, reused as it is) at the
-    ASan build: PvschedVM(), run_startup() and missing_prerequisites()
+    ASan build: PvschedVM(), run_startup(), missing_prerequisites() and
+    qemu_test's QEMU_TEST_QEMU_BINARY
     without an explicit qemu= all use build/qemu-asan/qemu-system-x86_64
     (PVSCHED_ASAN_QEMU overrides the path).
 
@@ -21,13 +22,11 @@ import mmap
 import os
 import re
 import sys
-import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 import pvsched_vm  # noqa: E402
-from pvsched_vm import PvschedVM  # noqa: E402,F401  (for the tests)
 
 QEMU = os.environ.get('PVSCHED_ASAN_QEMU',
                       os.path.join(pvsched_vm.REPO, 'build', 'qemu-asan',
@@ -88,9 +87,13 @@ def setup_environment():
     os.environ['UBSAN_OPTIONS'] = UBSAN_OPTIONS
     # Looked up at call time by every pvsched_vm function.
     pvsched_vm.QEMU = QEMU
+    # The QEMU of qemu_test's tests (self.qemu_bin), read at its import.
+    os.environ['QEMU_TEST_QEMU_BINARY'] = QEMU
 
 
 setup_environment()
+
+from pvsched_test import PvschedTest  # noqa: E402
 
 
 def missing_prerequisites():
@@ -125,21 +128,22 @@ def unexpected_errors(vm):
             if not any(p.search(l) for p in EXPECTED_STDERR)]
 
 
-class RobustTestCase(unittest.TestCase):
+class RobustTestCase(PvschedTest):
     """A test that runs the ASan QEMU; use start_vm() for every VM."""
 
     def setUp(self):
+        super().setUp()
         problems = missing_prerequisites()
         if problems:     # a failure, not a skip: see run.py
             self.fail('cannot run the robustness tests: ' +
                       '; '.join(problems))
 
     def start_vm(self, *args, **kwargs):
-        """PvschedVM(*args, **kwargs) on the ASan QEMU.  When the test
+        """launch_vm(*args, **kwargs) on the ASan QEMU.  When the test
         ends, the VM is closed and its stderr checked: a sanitizer report
         fails the test even if the test itself passed."""
         kwargs.setdefault('qemu', QEMU)
-        vm = PvschedVM(*args, **kwargs)
+        vm = self.launch_vm(*args, **kwargs)
         self.addCleanup(self._close_and_check, vm)
         return vm
 
@@ -159,9 +163,9 @@ class RobustTestCase(unittest.TestCase):
 
     def assert_running(self, vm, where):
         """QEMU alive and the guest running (QMP answers)."""
-        self.assertIsNone(vm.proc.poll(), f'at {where}: QEMU exited' +
+        self.assertTrue(vm.is_running(), f'at {where}: QEMU exited' +
                           vm.report())
-        status = vm.qmp('query-status')
+        status = vm.cmd('query-status')
         self.assertEqual((status.get('status'), status.get('running')),
                          ('running', True),
                          f'at {where}: expected query-status running, saw '

@@ -129,7 +129,7 @@ class ChurnTest(RobustTestCase):
 
     def check_fresh(self, vm, tids, cycle):
         """After a reset: nothing registered, nothing boosted."""
-        for v in vm.qmp('query-pvsched')['vcpus']:
+        for v in vm.cmd('query-pvsched')['vcpus']:
             where = f'cycle {cycle}, vCPU {v["cpu-index"]}: {v}'
             self.assertFalse(v['registered'], where)
             self.assertEqual(v['status'], 'disabled', where)
@@ -137,7 +137,7 @@ class ChurnTest(RobustTestCase):
                              where + vm.report())
 
     def check_boosted(self, vm, tids):
-        for v in vm.qmp('query-pvsched')['vcpus']:
+        for v in vm.cmd('query-pvsched')['vcpus']:
             self.assertTrue(v['registered'], v)
             self.assertEqual(v['status'], 'boosted', v)
             self.assertEqual(vm.sched(tids[v['cpu-index']]), BOOSTED, v)
@@ -156,7 +156,7 @@ class ChurnTest(RobustTestCase):
         finally:
             os.environ['ASAN_OPTIONS'] = asan
         # pvsched_vm passes -no-reboot: make resets resets again.
-        vm.qmp('set-action', reboot='reset')
+        vm.cmd('set-action', reboot='reset')
         tids = vm.vcpu_tids()
         # Boosted and unbounded, the vCPUs spin at SCHED_FIFO (cpu 0
         # waiting for cpu 1 in run_on()): one host CPU each, or two of
@@ -179,14 +179,14 @@ class ChurnTest(RobustTestCase):
                 refs['first'] = self.ram_refs(vm)
             if cycle == cycles - 1:
                 refs['last'] = self.ram_refs(vm)
-                vm._serial.sendall(b'q')
+                vm.send(b'q')
                 break
             how = 'p' if cycle == 1 else ENDINGS[cycle % len(ENDINGS)]
             endings[how] = endings.get(how, 0) + 1
-            vm._serial.sendall(how.encode())
+            vm.send(how.encode())
             if how == 'h':
                 vm.wait_for('host-reset', 0, timeout=CYCLE_S)
-                vm.qmp('system_reset')
+                vm.cmd('system_reset')
             elif how == 'p':
                 vm.wait_for('probe', 0, timeout=CYCLE_S)
                 self.check_boosted(vm, tids)
@@ -223,5 +223,4 @@ class ChurnTest(RobustTestCase):
 
 
 if __name__ == '__main__':
-    import unittest
-    unittest.main()
+    sanitizers.PvschedTest.main()

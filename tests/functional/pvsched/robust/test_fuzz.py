@@ -105,7 +105,7 @@ class FuzzTest(RobustTestCase):
     def assert_query_matches(self, vm, guest):
         """query-pvsched, asked while the guest waits, agrees with the
         guest's own view of every vCPU's registration."""
-        host = {v['cpu-index']: v for v in vm.qmp('query-pvsched')['vcpus']}
+        host = {v['cpu-index']: v for v in vm.cmd('query-pvsched')['vcpus']}
         for cpu, g in guest.items():
             h = host.get(cpu)
             self.assertIsNotNone(h, f'query-pvsched has no vCPU {cpu}' +

@@ -41,7 +41,7 @@ import sys
 import threading
 import time
 
-import sanitizers  # noqa: F401  (first: the ASan QEMU and its options)
+import sanitizers  # first: the ASan QEMU and its options
 from sanitizers import RobustTestCase
 import pvsched_vm
 from pvsched_vm import QMPError
@@ -277,14 +277,14 @@ class QmpAbuseTest(RobustTestCase):
         try:
             if how == 'qom':
                 (key, val), = change.items()
-                vm.qmp('qom-set', path='/objects/pol0', property=key,
+                vm.cmd('qom-set', path='/objects/pol0', property=key,
                        value=val)
             else:
-                vm.qmp('pvsched-set-policy',
+                vm.cmd('pvsched-set-policy',
                        id='pol0' if how == 'set' else 'no-such-policy',
                        **change)
         except QMPError as e:
-            self.assertTrue(e.error.get('desc'), e)
+            self.assertTrue(str(e), e.error_class)
             self.last_error = str(e)
             return False
         return True
@@ -294,7 +294,8 @@ class QmpAbuseTest(RobustTestCase):
         seed = int(os.environ.get('PVSCHED_ABUSE_SEED') or
                    random.randrange(1, 2 ** 32))
         log(f'seed={seed} seconds={seconds} (replay: PVSCHED_ABUSE_SEED='
-            f'{seed} python3 tests/functional/pvsched/robust/run.py '
+            f'{seed} build/qemu/pyvenv/bin/python3 '
+            f'tests/functional/pvsched/robust/run.py '
             f'test_qmp_abuse)')
         changes = Changes(random.Random(seed))
         # Paused: the ring guest boosts as soon as it runs, so the threads'
@@ -305,14 +306,14 @@ class QmpAbuseTest(RobustTestCase):
         for cpu, tid in tids.items():
             self.assertEqual(vm.sched(tid), BASELINE, vm.report())
         self.assertEqual(vm.sched(vm.pid)[0], 'SCHED_FIFO')   # emulator
-        vm.qmp('cont')
+        vm.cmd('cont')
 
-        raw = vm.qmp('query-pvsched')['policy']
+        raw = vm.cmd('query-pvsched')['policy']
         del raw['id']
         # Not on the command line: derived from boost-priority.
         raw['emulator-priority'] = raw['iothread-priority'] = 0
         self.assertEqual(reported(raw), {k: v for k, v in
-                         vm.qmp('query-pvsched')['policy'].items()
+                         vm.cmd('query-pvsched')['policy'].items()
                          if k != 'id'})
 
         deadline = time.monotonic() + pvsched_vm.START_TIMEOUT * 2
@@ -343,7 +344,7 @@ class QmpAbuseTest(RobustTestCase):
                 raw.update(change)
             n += 1
             if n % CHECK_EVERY == 0:
-                pol = vm.qmp('query-pvsched')['policy']
+                pol = vm.cmd('query-pvsched')['policy']
                 del pol['id']
                 self.assertEqual(pol, reported(raw),
                                  f'after change #{n} (seed {seed})')
@@ -366,8 +367,8 @@ class QmpAbuseTest(RobustTestCase):
                 for m in map(RING_RE.match, vm.transcript) if m}
 
         # Nothing moves while the VM is stopped: compare.
-        vm.qmp('stop')
-        info = vm.qmp('query-pvsched')
+        vm.cmd('stop')
+        info = vm.cmd('query-pvsched')
         pol = info['policy']
         del pol['id']
         self.assertEqual(pol, reported(raw), 'the last accepted policy is '
@@ -401,7 +402,7 @@ class QmpAbuseTest(RobustTestCase):
         self.assertGreater(stats.get('set-refused', 0), 0, stats)
         self.assertGreater(querier.count, 0)
 
-        vm.qmp('cont')
+        vm.cmd('cont')
         vm.go()
         self.assertIsNone(vm.next_wait(timeout=60, stop_on_fail=True))
         self.assertEqual(vm.wait_exit(), pvsched_vm.EXIT_PASS, vm.report())
@@ -409,5 +410,4 @@ class QmpAbuseTest(RobustTestCase):
 
 
 if __name__ == '__main__':
-    import unittest
-    unittest.main()
+    sanitizers.PvschedTest.main()

@@ -43,7 +43,7 @@ import subprocess
 import sys
 import time
 
-import sanitizers  # noqa: F401  (first: the ASan QEMU and its options)
+import sanitizers  # first: the ASan QEMU and its options
 from sanitizers import RobustTestCase
 import pvsched_vm
 from test_bound import BOUNDED, HOG, OVERRUN_NS, cpu_ns
@@ -114,14 +114,14 @@ class StormTest(RobustTestCase):
         own_nice = os.getpriority(os.PRIO_PROCESS, 0)
         os.setpriority(os.PRIO_PROCESS, 0, NICE)
         self.addCleanup(os.setpriority, os.PRIO_PROCESS, 0, own_nice)
-        first = {v['cpu-index']: v for v in vm.qmp('query-pvsched')['vcpus']}
+        first = {v['cpu-index']: v for v in vm.cmd('query-pvsched')['vcpus']}
         t0 = time.monotonic()
         h0 = [cpu_ns(h.pid) for h in hogs]
         v0 = [cpu_ns(vm.pid, tids[i]) for i in range(SMP)]
         lat = []
         while time.monotonic() - t0 < seconds:
             q0 = time.monotonic()
-            info = vm.qmp('query-pvsched')
+            info = vm.cmd('query-pvsched')
             lat.append(time.monotonic() - q0)
             self.assertTrue(all(v['registered'] for v in info['vcpus']),
                             info)
@@ -215,5 +215,4 @@ class StormTest(RobustTestCase):
 
 
 if __name__ == '__main__':
-    import unittest
-    unittest.main()
+    sanitizers.PvschedTest.main()
