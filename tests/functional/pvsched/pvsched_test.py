@@ -6,7 +6,7 @@ runners (run.py, robust/run.py) count such a skip as a failure, since
 make check always has KVM (on this host or in the L1 VM).  Each test's
 VMs and logs live under the QEMU build's tests/functional/x86_64/<test>,
 as QEMU's tests' do.  Run a file on its own like one of QEMU's:
-  python3 tests/functional/pvsched/test_boost.py
+  build/qemu/pyvenv/bin/python3 tests/functional/pvsched/test_boost.py
 
 SPDX-License-Identifier: GPL-2.0-or-later
 """
@@ -33,11 +33,12 @@ class PvschedTest(QemuSystemTest):
         if problems:
             self.fail('cannot run KVM tests: ' + '; '.join(problems))
 
-    def launch_vm(self, scenario, **kwargs):
+    def launch_vm(self, *args, **kwargs):
         """A PvschedVM of this test (pvsched_vm.PvschedVM's arguments),
         shut down at the latest when the test ends."""
         kwargs.setdefault('qemu', self.qemu_bin)
-        vm = pvsched_vm.PvschedVM(scenario, base_temp_dir=self.workdir,
-                                  log_dir=self.log_file(), **kwargs)
+        vm = pvsched_vm.PvschedVM(*args, base_temp_dir=self.workdir,
+                                  log_dir=self.log_file(),
+                                  sock_dir=self.socket_dir().name, **kwargs)
         self.addCleanup(vm.close)
         return vm

@@ -339,7 +339,7 @@ class PvschedVM(QEMUMachine):
     def __init__(self, scenario, append='', smp=2, cpu=DEFAULT_CPU,
                  policy=DEFAULT_POLICY, device=True, extra=(), paused=False,
                  qemu=None, guest=None, monitors=1, base_temp_dir=None,
-                 log_dir=None):
+                 log_dir=None, sock_dir=None):
         self._tmp = tempfile.mkdtemp(prefix='pvsched-', dir=base_temp_dir)
         # setpriv: QEMU is killed with this process, even by SIGKILL, so
         # that none outlives an interrupted run.
@@ -350,8 +350,11 @@ class PvschedVM(QEMUMachine):
         self.set_console()
         self.add_args(*qemu_args(scenario, append, smp, cpu, policy, device,
                                  extra, guest))
-        # Further QMP monitors, for open_monitor(): a second client.
-        self.monitor_paths = [os.path.join(self._tmp, f'qmp{i}.sock')
+        # Further QMP monitors, for open_monitor(): a second client.  A
+        # UNIX socket's path must be short: sock_dir, where the test's
+        # temporary directory is deep.
+        self.monitor_paths = [os.path.join(sock_dir or self._tmp,
+                                           f'qmp{i}.sock')
                               for i in range(1, monitors)]
         for i, path in enumerate(self.monitor_paths, 1):
             self.add_args('-chardev', f'socket,id=qmp{i},path={path},'

@@ -75,7 +75,7 @@ class FuzzTest(RobustTestCase):
     def test_fuzz(self):
         ops, smp, seed = self.settings()
         replay = (f'PVSCHED_FUZZ_SEED={seed} PVSCHED_FUZZ_OPS={ops} '
-                  f'PVSCHED_FUZZ_SMP={smp} python3 '
+                  f'PVSCHED_FUZZ_SMP={smp} build/qemu/pyvenv/bin/python3 '
                   f'tests/functional/pvsched/robust/run.py test_fuzz')
         self.ctx = f'\n[fuzz seed={seed}; replay: {replay}]'
         log(f'seed={seed} ops={ops} vcpus={smp} qemu={sanitizers.QEMU}')
