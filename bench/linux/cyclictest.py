@@ -186,7 +186,7 @@ def boot(mode, timeout):
     vm.tids = vm.vcpu_threads()
     for cpu, tid in vm.tids.items():
         os.sched_setaffinity(tid, {HOST_CPUS[cpu % len(HOST_CPUS)]})
-    vm.qmp('stop')
+    vm.cmd('stop')
     C.log(f'linux: {mode} guest up in {vm.boot_seconds:.0f} s')
     return vm
 
@@ -198,7 +198,7 @@ def counters(vm):
     if VMS[vm.mode][0] is False:
         return {'boosts': 0, 'throttles': 0, 'boosted_ns': 0, 'cpu_ns': cpu,
                 'wall_ns': time.monotonic_ns()}
-    vcpus = vm.qmp('query-pvsched')['vcpus']
+    vcpus = vm.cmd('query-pvsched')['vcpus']
     return {'boosts': sum(v['boosts'] for v in vcpus),
             'throttles': sum(v['throttles'] for v in vcpus),
             'boosted_ns': sum(v['boosted-ns'] for v in vcpus),
@@ -207,7 +207,7 @@ def counters(vm):
 
 def measure(vm, load, interval, seconds, hogs, tmpdir):
     """One run of both cyclictests; returns its numbers."""
-    vm.qmp('cont')
+    vm.cmd('cont')
     host = None
     try:
         c0 = counters(vm)
@@ -230,7 +230,7 @@ def measure(vm, load, interval, seconds, hogs, tmpdir):
             h.pause()
         if host:
             host.kill()
-        vm.qmp('stop')
+        vm.cmd('stop')
     guest = parse_guest(m, cdf)
     if guest['rc'] or not guest['samples']:
         raise linuxvm.GuestError(f'{vm.mode}: guest cyclictest rc '
@@ -286,13 +286,13 @@ def module_stats(vms):
     for mode, vm in vms.items():
         if VMS[mode][1] is None:
             continue
-        vm.qmp('cont')
+        vm.cmd('cont')
         n0 = len(vm.serial_log)
         vm.send('STATS\n')
         vm.expect(r'^BENCH-READY', 60)
         out += [f'{mode}: {s[6:]}' for s in vm.serial_log[n0:]
                 if s.startswith('STATS ')]
-        vm.qmp('stop')
+        vm.cmd('stop')
     return out
 
 

@@ -1,8 +1,9 @@
-"""Run the pvsched Linux test guest under the patched QEMU (stdlib only).
+"""Run the pvsched Linux test guest under the patched QEMU.
 
-Shared by guest/linux/test.py and bench/linux/cyclictest.py.  The guest's
-console is QEMU's stdio (a pipe here), QMP a unix socket; the guest side of
-the line protocol is guest/linux/initramfs/scenarios.sh.
+Shared by guest/linux/test.py and bench/linux/cyclictest.py.  The VM is
+QEMU's own machine class (python/qemu, through pvsched_vm): the guest's
+console is the machine's console socket, QMP qemu.qmp; the guest side
+of the line protocol is guest/linux/initramfs/scenarios.sh.
 
 Every blocking call has a deadline, and LinuxVM.close() (the context
 manager calls it, also on any exception) kills QEMU and removes its
@@ -11,15 +12,11 @@ temporary directory.
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
-import ctypes
 import hashlib
-import json
 import os
 import re
 import select
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,7 +25,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, '..', '..'))
 sys.path.insert(0, os.path.join(REPO, 'tests', 'functional', 'pvsched'))
-import pvsched_vm  # noqa: E402
+import pvsched_vm  # noqa: E402  (also puts QEMU's python/ on sys.path)
+from qemu.machine import QEMUMachine  # noqa: E402
+from qemu.qmp import ExecuteError  # noqa: E402
 QEMU = os.environ.get('PVSCHED_QEMU',
                       os.path.join(REPO, 'build', 'qemu-system-x86_64'))
 GUEST_DIR = os.environ.get('PVSCHED_LINUX_GUEST',
@@ -41,12 +40,6 @@ CPU_MODEL = 'qemu64'
 
 class GuestError(AssertionError):
     """The guest or QEMU did not do what was expected in time."""
-
-
-def _die_with_parent():
-    """In the QEMU child: killed when the Python process dies, even by
-    SIGKILL, so that no QEMU outlives an interrupted run."""
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PDEATHSIG
 
 
 def missing_prerequisites(qemu=QEMU):
@@ -136,8 +129,9 @@ MEM = '256M'
 SCENARIOS = os.path.join(HERE, 'initramfs', 'scenarios.sh')
 
 
-class LinuxVM:
-    """One QEMU running the Linux guest, driven over its console.
+class LinuxVM(QEMUMachine):
+    """One QEMU running the Linux guest, driven over its console: QEMU's
+    own machine class (python/qemu), as pvsched_vm.PvschedVM.
 
     pvsched: the pvsched-policy properties (policy_string()), or False
     for a VM without the device and its CPUID bit (stock QEMU's view);
@@ -154,54 +148,45 @@ class LinuxVM:
         self.policy = (pvsched or policy_string(mode='off')
                        if pvsched is not False else None)
         self.settings = settings or {}
-        self.qemu = qemu
         self.guest_dir = guest_dir
-        self.tmp = tempfile.mkdtemp(prefix='pvsched-linux-')
-        self.trace_path = os.path.join(self.tmp, 'trace.log') if trace else None
-        self.qmp_path = os.path.join(self.tmp, 'qmp.sock')
+        self._tmp = tempfile.mkdtemp(prefix='pvsched-linux-')
+        # setpriv: QEMU is killed with this process, even by SIGKILL, so
+        # that none outlives an interrupted run.
+        super().__init__(qemu, base_temp_dir=self._tmp, log_dir=self._tmp,
+                         wrapper=['setpriv', '--pdeathsig', 'KILL'])
+        self.trace_path = (os.path.join(self._tmp, 'trace.log') if trace
+                           else None)
         self.log = log
-        self.proc = None
-        self.pid = None
-        self.stderr = None
         self.boot_seconds = None
         self.serial_log = []
         self._buf = b''
-        self._qmp = None
+        self.set_machine('pc')
+        self.set_console()
+        self.add_args(*self._vm_args())
 
-    def _launch(self):
+    def _vm_args(self):
         cpu = CPU_MODEL + (',kvm-pvsched=on' if self.policy else '')
-        args = [self.qemu, '-accel', 'kvm', '-cpu', cpu, '-smp', str(SMP),
-                '-m', MEM, '-display', 'none', '-no-reboot', '-nodefaults',
+        args = ['-accel', 'kvm', '-cpu', cpu, '-smp', str(SMP),
+                '-m', MEM, '-no-reboot', '-nodefaults',
                 '-kernel', os.path.join(self.guest_dir, 'bzImage'),
                 '-initrd', os.path.join(self.guest_dir, 'initramfs.cpio.gz'),
-                '-append', 'console=ttyS0 loglevel=4 pvsched.scenario=host',
-                '-serial', 'stdio',
-                '-qmp', f'unix:{self.qmp_path},server=on,wait=off']
+                '-append', 'console=ttyS0 loglevel=4 pvsched.scenario=host']
         if self.policy:
             args += ['-object', 'pvsched-policy,id=pol0,' + self.policy,
                      '-device', 'pvsched,policy=pol0']
         if self.trace_path:
             args += ['-trace', f'enable=pvsched_*,file={self.trace_path}']
-        self.args = args
-        self.stderr = open(os.path.join(self.tmp, 'stderr'), 'w+')
-        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE,
-                                     stderr=self.stderr,
-                                     preexec_fn=_die_with_parent)
-        self.pid = self.proc.pid
+        return args
 
-    def _kill(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        if self._qmp is not None:
-            self._qmp.close()
-            self._qmp = None
+    @property
+    def pid(self):
+        return self.get_pid()
 
     def start(self, boot_timeout=300):
         """Boot the guest until it waits for its script, and send it."""
         t0 = time.monotonic()
-        self._launch()
+        self.launch()
+        self._qmp.settimeout(10)
         self.expect(r'^WAIT script', boot_timeout)
         self.boot_seconds = time.monotonic() - t0
         self.send_script()
@@ -219,13 +204,14 @@ class LinuxVM:
     # -- serial ---------------------------------------------------------
     def readline(self, deadline):
         """Next console line (without \\r\\n) or GuestError at deadline."""
+        sock = self.console_socket
         while b'\n' not in self._buf:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise GuestError('timed out waiting for the guest; last '
                                  'lines:\n  ' +
                                  '\n  '.join(self.serial_log[-15:]))
-            r, _, _ = select.select([self.proc.stdout], [], [], min(left, 1))
+            r, _, _ = select.select([sock], [], [], min(left, 1))
             if not r and 'KVM internal error' in self.stderr_text():
                 # QEMU pauses the VM and waits: say why at once.
                 err = self.stderr_text()
@@ -237,9 +223,9 @@ class LinuxVM:
                                  + '\nlast lines:\n  ' +
                                  '\n  '.join(self.serial_log[-15:]))
             if r:
-                chunk = os.read(self.proc.stdout.fileno(), 65536)
+                chunk = sock.recv(65536)
                 if not chunk:
-                    raise GuestError(f'QEMU exited ({self.proc.wait()}): '
+                    raise GuestError(f'QEMU exited ({self._subp.wait()}): '
                                      f'{self.stderr_text()[-2000:]}\n'
                                      'last lines:\n  ' +
                                      '\n  '.join(self.serial_log[-15:]))
@@ -264,54 +250,34 @@ class LinuxVM:
                 raise GuestError(f'guest: {line}')
 
     def send(self, text):
-        self.proc.stdin.write(text.encode())
-        self.proc.stdin.flush()
+        self.console_socket.sendall(text.encode())
 
     # -- QMP ------------------------------------------------------------
-    def qmp(self, cmd, **args):
-        if self._qmp is None:
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    s = socket.socket(socket.AF_UNIX)
-                    s.settimeout(10)
-                    s.connect(self.qmp_path)
-                    break
-                except OSError:
-                    s.close()
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.1)
-            self._qmp = s.makefile('rw')
-            self._qmp.readline()
-            self._qmp_cmd('qmp_capabilities', {})
-        return self._qmp_cmd(cmd, args)
-
-    def _qmp_cmd(self, cmd, args):
-        self._qmp.write(json.dumps({'execute': cmd, 'arguments': args}) + '\n')
-        self._qmp.flush()
-        while True:
-            r = json.loads(self._qmp.readline())
-            if 'error' in r:
-                raise GuestError(f'QMP {cmd}: {r["error"]}')
-            if 'return' in r:
-                return r['return']
+    def cmd(self, cmd, args_dict=None, conv_keys=None, **args):
+        """QEMUMachine.cmd(); an error is a GuestError, with QEMU's
+        description."""
+        try:
+            return super().cmd(cmd, args_dict, conv_keys, **args)
+        except ExecuteError as e:
+            raise GuestError(f'QMP {cmd}: {e.error_class}: {e}') from e
 
     def vcpu_threads(self):
         """{cpu index: host thread id}."""
         return {c['cpu-index']: c['thread-id']
-                for c in self.qmp('query-cpus-fast')}
+                for c in self.cmd('query-cpus-fast')}
 
     # -- end ------------------------------------------------------------
     def wait_exit(self, timeout):
         try:
-            return self.proc.wait(timeout)
+            return self._subp.wait(timeout)
         except subprocess.TimeoutExpired:
             raise GuestError(f'QEMU still running after {timeout} s')
 
     def stderr_text(self):
-        self.stderr.flush()
-        with open(self.stderr.name, errors='replace') as f:
+        """QEMU's stderr (and stdout) so far."""
+        if self._qemu_log_path is None:          # after shutdown
+            return self.get_log() or ''
+        with open(self._qemu_log_path, errors='replace') as f:
             return f.read()
 
     def trace_lines(self):
@@ -321,13 +287,9 @@ class LinuxVM:
             return f.read().splitlines()
 
     def close(self):
-        self._kill()
-        if self.stderr:
-            self.stderr.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def __enter__(self):
-        return self
+        """Kill QEMU if still running and remove the temporary directory."""
+        self.shutdown(hard=True)
+        shutil.rmtree(self._tmp, ignore_errors=True)
 
     def __exit__(self, *exc):
         self.close()

@@ -86,7 +86,7 @@ def trace_cpus(trace, event):
 
 def pvsched_vcpus(vm):
     """{cpu index: PvschedVcpuInfo} from query-pvsched."""
-    return {v['cpu-index']: v for v in vm.qmp('query-pvsched')['vcpus']}
+    return {v['cpu-index']: v for v in vm.cmd('query-pvsched')['vcpus']}
 
 
 def qsched(v):
