@@ -16,17 +16,14 @@ import hashlib
 import os
 import re
 import select
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, '..', '..'))
 sys.path.insert(0, os.path.join(REPO, 'tests', 'functional', 'pvsched'))
 import pvsched_vm  # noqa: E402  (also puts QEMU's python/ on sys.path)
-from qemu.machine import QEMUMachine  # noqa: E402
 from qemu.qmp import ExecuteError  # noqa: E402
 QEMU = os.environ.get('PVSCHED_QEMU',
                       os.path.join(REPO, 'build', 'qemu-system-x86_64'))
@@ -129,9 +126,8 @@ MEM = '256M'
 SCENARIOS = os.path.join(HERE, 'initramfs', 'scenarios.sh')
 
 
-class LinuxVM(QEMUMachine):
-    """One QEMU running the Linux guest, driven over its console: QEMU's
-    own machine class (python/qemu), as pvsched_vm.PvschedVM.
+class LinuxVM(pvsched_vm.GuestMachine):
+    """One QEMU running the Linux guest, driven over its console.
 
     pvsched: the pvsched-policy properties (policy_string()), or False
     for a VM without the device and its CPUID bit (stock QEMU's view);
@@ -149,19 +145,13 @@ class LinuxVM(QEMUMachine):
                        if pvsched is not False else None)
         self.settings = settings or {}
         self.guest_dir = guest_dir
-        self._tmp = tempfile.mkdtemp(prefix='pvsched-linux-')
-        # setpriv: QEMU is killed with this process, even by SIGKILL, so
-        # that none outlives an interrupted run.
-        super().__init__(qemu, base_temp_dir=self._tmp, log_dir=self._tmp,
-                         wrapper=['setpriv', '--pdeathsig', 'KILL'])
+        super().__init__(qemu)
         self.trace_path = (os.path.join(self._tmp, 'trace.log') if trace
                            else None)
         self.log = log
         self.boot_seconds = None
         self.serial_log = []
         self._buf = b''
-        self.set_machine('pc')
-        self.set_console()
         self.add_args(*self._vm_args())
 
     def _vm_args(self):
@@ -177,10 +167,6 @@ class LinuxVM(QEMUMachine):
         if self.trace_path:
             args += ['-trace', f'enable=pvsched_*,file={self.trace_path}']
         return args
-
-    @property
-    def pid(self):
-        return self.get_pid()
 
     def start(self, boot_timeout=300):
         """Boot the guest until it waits for its script, and send it."""
@@ -212,9 +198,9 @@ class LinuxVM(QEMUMachine):
                                  'lines:\n  ' +
                                  '\n  '.join(self.serial_log[-15:]))
             r, _, _ = select.select([sock], [], [], min(left, 1))
-            if not r and 'KVM internal error' in self.stderr_text():
+            if not r and 'KVM internal error' in self.stderr():
                 # QEMU pauses the VM and waits: say why at once.
-                err = self.stderr_text()
+                err = self.stderr()
                 raise GuestError('KVM internal error (QEMU paused the '
                                  'VM):\n' +
                                  '\n'.join(ln for ln in err.splitlines()
@@ -226,7 +212,7 @@ class LinuxVM(QEMUMachine):
                 chunk = sock.recv(65536)
                 if not chunk:
                     raise GuestError(f'QEMU exited ({self._subp.wait()}): '
-                                     f'{self.stderr_text()[-2000:]}\n'
+                                     f'{self.stderr()[-2000:]}\n'
                                      'last lines:\n  ' +
                                      '\n  '.join(self.serial_log[-15:]))
                 self._buf += chunk
@@ -273,26 +259,11 @@ class LinuxVM(QEMUMachine):
         except subprocess.TimeoutExpired:
             raise GuestError(f'QEMU still running after {timeout} s')
 
-    def stderr_text(self):
-        """QEMU's stderr (and stdout) so far."""
-        if self._qemu_log_path is None:          # after shutdown
-            return self.get_log() or ''
-        with open(self._qemu_log_path, errors='replace') as f:
-            return f.read()
-
     def trace_lines(self):
         if not self.trace_path or not os.path.exists(self.trace_path):
             return []
         with open(self.trace_path, errors='replace') as f:
             return f.read().splitlines()
-
-    def close(self):
-        """Kill QEMU if still running and remove the temporary directory."""
-        self.shutdown(hard=True)
-        shutil.rmtree(self._tmp, ignore_errors=True)
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def parse_stats(lines):

@@ -331,23 +331,52 @@ def fmt_sched(s):
     return f'{name} nice {nice}'
 
 
-class PvschedVM(QEMUMachine):
-    """One QEMU + guest run: QEMU's own machine class (python/qemu) with
-    the guest's serial protocol on its console.  Use as a context
-    manager or call close()."""
+class GuestMachine(QEMUMachine):
+    """QEMU's machine class with what every VM of ours wants: a private
+    temporary directory, QEMU killed with this process (setpriv; even by
+    SIGKILL, so that none outlives an interrupted run), the first serial
+    port on the machine's console socket, and QEMU's output readable while
+    it runs.  Use as a context manager or call close()."""
+
+    def __init__(self, qemu, base_temp_dir=None, log_dir=None, **kwargs):
+        self._tmp = tempfile.mkdtemp(prefix='pvsched-', dir=base_temp_dir)
+        super().__init__(qemu, base_temp_dir=self._tmp,
+                         log_dir=log_dir or self._tmp,
+                         wrapper=['setpriv', '--pdeathsig', 'KILL'], **kwargs)
+        self.set_machine('pc')
+        self.set_console()
+
+    def close(self):
+        """Kill QEMU if still running and remove the temporary directory."""
+        self.shutdown(hard=True)
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def pid(self):
+        """QEMU's pid, also once it ended (get_pid() is None then)."""
+        return self._popen.pid if self._popen else None
+
+    def stderr(self):
+        """QEMU's stderr (and stdout) so far."""
+        if self._qemu_log_path is None:          # after shutdown
+            return self.get_log() or ''
+        with open(self._qemu_log_path, errors='replace') as f:
+            return f.read()
+
+
+class PvschedVM(GuestMachine):
+    """One QEMU + guest run: the guest's serial protocol on the machine's
+    console."""
 
     def __init__(self, scenario, append='', smp=2, cpu=DEFAULT_CPU,
                  policy=DEFAULT_POLICY, device=True, extra=(), paused=False,
                  qemu=None, guest=None, monitors=1, base_temp_dir=None,
                  log_dir=None, sock_dir=None):
-        self._tmp = tempfile.mkdtemp(prefix='pvsched-', dir=base_temp_dir)
-        # setpriv: QEMU is killed with this process, even by SIGKILL, so
-        # that none outlives an interrupted run.
-        super().__init__(qemu or QEMU, base_temp_dir=self._tmp,
-                         log_dir=log_dir or self._tmp, qmp_timer=START_TIMEOUT,
-                         wrapper=['setpriv', '--pdeathsig', 'KILL'])
-        self.set_machine('pc')
-        self.set_console()
+        super().__init__(qemu or QEMU, base_temp_dir, log_dir,
+                         qmp_timer=START_TIMEOUT)
         self.add_args(*qemu_args(scenario, append, smp, cpu, policy, device,
                                  extra, guest))
         # Further QMP monitors, for open_monitor(): a second client.  A
@@ -385,24 +414,8 @@ class PvschedVM(QEMUMachine):
     # ---- lifecycle -------------------------------------------------------
 
     def close(self):
-        """Kill QEMU if still running and remove the temporary directory."""
         self._serial = None
-        self.shutdown(hard=True)
-        shutil.rmtree(self._tmp, ignore_errors=True)
-
-    def __exit__(self, *exc):
-        self.close()
-
-    @property
-    def pid(self):
-        return self.get_pid()
-
-    def stderr(self):
-        """QEMU's stderr (and stdout) so far."""
-        if self._qemu_log_path is None:          # after shutdown
-            return self.get_log() or ''
-        with open(self._qemu_log_path, errors='replace') as f:
-            return f.read()
+        super().close()
 
     def unexpected_stderr(self):
         """stderr lines that look like errors, minus the expected ones."""
@@ -487,7 +500,9 @@ class PvschedVM(QEMUMachine):
 
     def wait_event(self, name, timeout=LINE_TIMEOUT, **data):
         """The first event called name whose data has these items,
-        received before or within timeout seconds; raises on timeout."""
+        received before or within timeout seconds; raises on timeout.
+        Unlike QEMUMachine.event_wait(), the event stays in events:
+        tests count them."""
         def match(e):
             return e.get('event') == name and all(
                 e.get('data', {}).get(k) == v for k, v in data.items())
@@ -508,7 +523,7 @@ class PvschedVM(QEMUMachine):
 
     def open_monitor(self, i=1):
         """A client on QMP monitor i (1 .. monitors-1), independent of
-        qmp(): for a second client, e.g. in another thread."""
+        cmd(): for a second client, e.g. in another thread."""
         mon = QEMUMonitorProtocol(self.monitor_paths[i - 1])
         mon.connect()
         mon.settimeout(LINE_TIMEOUT)
