@@ -60,12 +60,33 @@ static PvschedSchedAttr boost_attr(const PvschedBoostConfig *cfg)
     return attr;
 }
 
+bool pvsched_state_arm_backstop(PvschedVcpuState *st,
+                                const PvschedBackend *be, int64_t ns,
+                                int *ret)
+{
+    if (!st->has_backstop || (!ns && !st->backstop_armed)) {
+        return false;
+    }
+    *ret = be->cpu_timer_arm(st->backstop, ns, be->opaque);
+    st->backstop_armed = ns && *ret == 0;
+    return true;
+}
+
+/*
+ * A registered vCPU's boost is bounded from its start (an unregistered
+ * one, boosted by static mode, is not policed: see vcpu.c).
+ */
+static bool bounds(const PvschedVcpuState *st, const PvschedBoostConfig *cfg)
+{
+    return st->status != PVSCHED_STATUS_DISABLED && cfg->max_boost_ns;
+}
+
 static int boost(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
                  const PvschedBackend *be)
 {
     PvschedSchedAttr attr = boost_attr(cfg);
     PvschedSchedAttr saved;
-    int ret;
+    int ret, err;
 
     /*
      * Found now, not at start-up: whatever libvirt's vcpusched or chrt
@@ -75,8 +96,17 @@ static int boost(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
     if (ret < 0) {
         return ret;
     }
+    /*
+     * The bound's kernel half first: whatever delays the thread between
+     * the two, a page fault or a preemption, then never runs real-time
+     * with nothing to bound it.  A failed arm is the caller's to see.
+     */
+    if (bounds(st, cfg)) {
+        pvsched_state_arm_backstop(st, be, cfg->max_boost_ns, &err);
+    }
     ret = be->set(&attr, be->opaque);
     if (ret < 0) {
+        pvsched_state_arm_backstop(st, be, 0, &err);
         return ret;
     }
     /* A clamp-only boost is undone by setting the clamps back, only. */
@@ -107,6 +137,7 @@ static int unboost(PvschedVcpuState *st, const PvschedBackend *be)
 {
     /* Lowering one's own priority needs no privilege... */
     int ret = pvsched_sched_set_lower(be, &st->saved);
+    int err;
 
     if (ret < 0) {
         /*
@@ -124,6 +155,8 @@ static int unboost(PvschedVcpuState *st, const PvschedBackend *be)
     }
     qatomic_set(&st->boosted_cpu_ns, st->boosted_cpu_ns +
                 be->thread_cpu_ns(be->opaque) - st->boost_cpu_ns);
+    /* Not real-time any more: the bound has nothing left to police. */
+    pvsched_state_arm_backstop(st, be, 0, &err);
     st->boosted = false;
     st->applied = st->saved;
     count(&st->unboosts);

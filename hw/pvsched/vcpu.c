@@ -146,27 +146,27 @@ static void bound_check(void *opaque)
  * it forces checks the bound, as a kick from bound_check() does.  One
  * timer_settime() arms it per boost, another disarms it when the boost
  * ends: without that, a vCPU that later runs unboosted for max-boost-us
- * would be kicked for nothing.
+ * would be kicked for nothing.  The state machine does both around the
+ * priority change itself (pvsched_state_arm_backstop()), so that the
+ * thread is never real-time without it; here it is armed again when the
+ * bound moves.
  */
 static void backstop_arm(PvschedVcpu *v, int64_t ns)
 {
     int ret;
 
-    if (!v->has_backstop || (!ns && !v->backstop_armed)) {
-        return;
+    if (pvsched_state_arm_backstop(&v->st, backend, ns, &ret)) {
+        trace_pvsched_bound_backstop(v->index, ns, ret);
     }
-    ret = backend->cpu_timer_arm(v->backstop, ns, backend->opaque);
-    v->backstop_armed = ns && ret == 0;
-    trace_pvsched_bound_backstop(v->index, ns, ret);
 }
 
 /* On the vCPU thread: its CPU clock is the backstop's. */
 static void backstop_create(PvschedVcpu *v)
 {
-    int ret = backend->cpu_timer_create(&v->backstop, backend->opaque);
+    int ret = backend->cpu_timer_create(&v->st.backstop, backend->opaque);
 
-    v->has_backstop = ret == 0;
-    v->backstop_armed = false;
+    v->st.has_backstop = ret == 0;
+    v->st.backstop_armed = false;
     if (ret < 0) {
         /* Only the main loop polices this vCPU's bound now. */
         warn_report("pvsched: vCPU %d: no CPU-time timer for its boost "
@@ -216,9 +216,9 @@ static void police_bound(PvschedVcpu *v, const PvschedBoostConfig *cfg,
                          bool checked)
 {
     bool applies = bound_applies(v);
+    bool boosted = v->st.boosts != v->policed_boosts;
     /* Boosted, or bounded, since we last looked: a bound starts now. */
-    bool fresh = v->st.boosts != v->policed_boosts ||
-                 (v->st.bounded && !v->policed_bounded);
+    bool fresh = boosted || (v->st.bounded && !v->policed_bounded);
     bool whole = fresh && !v->policing;
     bool moved = !v->policing || cfg->max_boost_ns != v->policed_ns;
 
@@ -236,7 +236,10 @@ static void police_bound(PvschedVcpu *v, const PvschedBoostConfig *cfg,
                              qemu_clock_get_ns(QEMU_CLOCK_REALTIME) +
                              (whole ? bound_aim(v, cfg->max_boost_ns) : 0));
     }
-    if (applies && (moved || checked)) {
+    if (applies && boosted && v->st.backstop_armed) {
+        /* The boost armed it, before it raised the priority. */
+        trace_pvsched_bound_backstop(v->index, cfg->max_boost_ns, 0);
+    } else if (applies && (moved || checked)) {
         /* A check may have been the backstop's own, which then is spent. */
         backstop_arm(v, whole ? cfg->max_boost_ns :
                                bound_left(v, cfg->max_boost_ns));
@@ -397,10 +400,8 @@ static void vcpu_thread_exit(Notifier *n, void *data)
                               registered);
     timer_del(v->bound_timer);
     timer_del(v->cooldown_timer);
-    if (v->has_backstop) {
-        backend->cpu_timer_delete(v->backstop, backend->opaque);
-        v->has_backstop = false;
-        v->backstop_armed = false;
+    if (v->st.has_backstop) {
+        backend->cpu_timer_delete(v->st.backstop, backend->opaque);
     }
     pvsched_area_unmap(&v->area);
     /* The MSR goes with its CPU: a CPU plugged in again starts at 0. */

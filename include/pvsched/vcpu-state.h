@@ -43,6 +43,15 @@ typedef struct PvschedVcpuState {
     uint64_t throttles;
     int64_t boosted_cpu_ns;     /* total CPU time spent boosted */
     int last_error;             /* -errno of the last failed change, or 0 */
+    /*
+     * The bound's kernel half, a timer on the thread's CPU clock that the
+     * caller created (has_backstop) and polices with: a boost of a
+     * registered vCPU arms it before the priority rises, and whatever
+     * lowers the priority disarms it after.
+     */
+    timer_t backstop;
+    bool has_backstop;
+    bool backstop_armed;        /* it may fire */
 } PvschedVcpuState;
 
 void pvsched_state_init(PvschedVcpuState *st);
@@ -95,6 +104,15 @@ bool pvsched_state_settle(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
 bool pvsched_state_exit(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
                         const PvschedBackend *be, uint8_t boost_req,
                         bool check_bound);
+
+/*
+ * Arm the backstop to fire after @ns of the thread's CPU time, or disarm
+ * it (@ns 0).  False when that took no system call (no backstop, or
+ * disarmed already); else *@ret is 0 or -errno.
+ */
+bool pvsched_state_arm_backstop(PvschedVcpuState *st,
+                                const PvschedBackend *be, int64_t ns,
+                                int *ret);
 
 const char *pvsched_status_name(uint64_t status);
 

@@ -46,9 +46,6 @@ typedef struct PvschedVcpu {
     uint64_t policed_boosts;    /* st.boosts when last policed */
     bool policed_bounded;       /* st.bounded when last policed */
     clockid_t cpu_clock;        /* the vCPU thread's CPU-time clock */
-    timer_t backstop;           /* on that clock, kicks the vCPU thread */
-    bool has_backstop;          /* backstop was created; vCPU thread */
-    bool backstop_armed;        /* it may fire; whoever polices */
     bool exit_watched;          /* thread_exit is on the thread's list */
     Notifier thread_exit;       /* tears the state down with the thread */
 } PvschedVcpu;

@@ -439,6 +439,8 @@ static void check_state(void)
     CHECK(st->boosted_cpu_ns >= 0 && st->boosted_cpu_ns <= w.cpu_ns);
     CHECK(!st->last_error || st->last_error == -EPERM);
     CHECK(w.warnings <= 1);
+    /* Whatever ended a boost took its backstop with it. */
+    CHECK(st->boosted || !w.backstop_at);
     /*
      * A bounded boost is policed, by a pending timer, and by the kernel's
      * CPU-time timer at the bound at the latest.

@@ -20,6 +20,10 @@ typedef struct FakeThread {
     int fail_set_count; /* how many set() calls fail */
     bool no_cap_sys_nice; /* the kernel's rules for an unprivileged thread */
     int gets, sets;
+    int64_t backstop_at;  /* the CPU-time timer's expiry; 0: disarmed */
+    int backstop_error;   /* what arming it fails with */
+    int unbounded_raises; /* boosts set while the backstop was disarmed */
+    int early_disarms;    /* backstops disarmed while still boosted */
 } FakeThread;
 
 static int fake_get(PvschedSchedAttr *attr, void *opaque)
@@ -36,6 +40,10 @@ static int fake_set(const PvschedSchedAttr *attr, void *opaque)
     FakeThread *t = opaque;
 
     t->sets++;
+    if (attr->policy == SCHED_FIFO && t->attr.policy != SCHED_FIFO &&
+        !t->backstop_at) {
+        t->unbounded_raises++;
+    }
     if (t->fail_set_count) {
         t->fail_set_count--;
         return t->fail_set;
@@ -59,6 +67,21 @@ static int64_t fake_now(void *opaque)
     return ((FakeThread *)opaque)->now_ns;
 }
 
+static int fake_cpu_timer_arm(timer_t timer, int64_t ns, void *opaque)
+{
+    FakeThread *t = opaque;
+
+    g_assert(timer == (timer_t)&t->backstop_at);
+    if (t->backstop_error) {
+        return t->backstop_error;
+    }
+    if (!ns && t->attr.policy == SCHED_FIFO) {
+        t->early_disarms++;
+    }
+    t->backstop_at = ns ? t->cpu_ns + ns : 0;
+    return 0;
+}
+
 typedef struct Fixture {
     FakeThread t;
     PvschedBackend be;
@@ -77,6 +100,7 @@ static void setup(Fixture *f, gconstpointer data)
     f->be = (PvschedBackend) {
         .get = fake_get, .set = fake_set,
         .thread_cpu_ns = fake_cpu, .now_ns = fake_now,
+        .cpu_timer_arm = fake_cpu_timer_arm,
         .opaque = &f->t,
     };
     f->cfg = (PvschedBoostConfig) {
@@ -405,6 +429,76 @@ static void test_static_boosts_unregistered(Fixture *f, gconstpointer data)
     g_assert_cmpuint(f->st.unboosts, ==, 1);
 }
 
+/* The caller's CPU-time timer, which the state machine arms. */
+static void give_backstop(Fixture *f)
+{
+    f->st.backstop = (timer_t)&f->t.backstop_at;
+    f->st.has_backstop = true;
+}
+
+/*
+ * Defect: vcpu.c armed the backstop after the boost, and in the L1 VM
+ * 9.9 ms of the thread's CPU time went by between the two, boosted with
+ * nothing bounding it.  Armed first, disarmed last: the thread is never
+ * real-time without it, whether the boost ends by UNBOOST or throttling.
+ */
+static void test_backstop_brackets_boost(Fixture *f, gconstpointer data)
+{
+    give_backstop(f);
+    enable_and_boost(f);
+    g_assert_cmpint(f->t.unbounded_raises, ==, 0);
+    g_assert_cmpint(f->t.backstop_at, ==, f->cfg.max_boost_ns);
+    g_assert_true(f->st.backstop_armed);
+    g_assert_true(update(f, PVSCHED_REQ_UNBOOST));
+    g_assert_cmpint(f->t.backstop_at, ==, 0);
+    g_assert_false(f->st.backstop_armed);
+
+    g_assert_true(update(f, PVSCHED_REQ_BOOST));
+    f->t.cpu_ns += f->cfg.max_boost_ns + 1;
+    g_assert_true(update(f, PVSCHED_REQ_BOOST));
+    g_assert_cmpuint(f->st.status, ==, PVSCHED_STATUS_THROTTLED);
+    g_assert_cmpint(f->t.backstop_at, ==, 0);
+    g_assert_cmpint(f->t.unbounded_raises, ==, 0);
+    g_assert_cmpint(f->t.early_disarms, ==, 0);
+}
+
+/* A boost the kernel refuses leaves no backstop armed behind it. */
+static void test_backstop_gone_with_failed_boost(Fixture *f, gconstpointer d)
+{
+    give_backstop(f);
+    pvsched_state_enable(&f->st, &f->cfg, &f->be);
+    f->t.fail_set = -EPERM;
+    f->t.fail_set_count = 1;
+    g_assert_false(update(f, PVSCHED_REQ_BOOST));
+    g_assert_cmpint(f->t.backstop_at, ==, 0);
+    g_assert_false(f->st.backstop_armed);
+}
+
+/*
+ * A backstop that cannot be armed does not keep the boost from
+ * happening (the main loop still polices it); it is left disarmed, for
+ * the caller to see.
+ */
+static void test_backstop_arm_failure_boosts(Fixture *f, gconstpointer d)
+{
+    give_backstop(f);
+    f->t.backstop_error = -EINVAL;
+    enable_and_boost(f);
+    g_assert_cmpuint(f->t.attr.policy, ==, SCHED_FIFO);
+    g_assert_false(f->st.backstop_armed);
+}
+
+/* Static mode's boost of an unregistered vCPU is not policed. */
+static void test_backstop_not_for_unregistered(Fixture *f, gconstpointer d)
+{
+    give_backstop(f);
+    f->cfg.mode = PVSCHED_STATE_STATIC;
+    g_assert_false(update(f, PVSCHED_REQ_NONE));
+    g_assert_true(f->st.boosted);
+    g_assert_cmpint(f->t.backstop_at, ==, 0);
+    g_assert_false(f->st.backstop_armed);
+}
+
 /* A policy change reaches a static vCPU that never registered. */
 static void test_static_follows_policy_unregistered(Fixture *f,
                                                     gconstpointer data)
@@ -478,6 +572,11 @@ int main(int argc, char **argv)
     ADD("static-follows-policy-unregistered",
         test_static_follows_policy_unregistered);
     ADD("policy-change-while-boosted", test_policy_change_while_boosted);
+    ADD("backstop-brackets-boost", test_backstop_brackets_boost);
+    ADD("backstop-gone-with-failed-boost",
+        test_backstop_gone_with_failed_boost);
+    ADD("backstop-arm-failure-boosts", test_backstop_arm_failure_boosts);
+    ADD("backstop-not-for-unregistered", test_backstop_not_for_unregistered);
     g_test_add_func("/pvsched/state/status-names", test_status_names);
     return g_test_run();
 }
