@@ -27,8 +27,11 @@ import time
 import pvsched_vm
 from pvsched_test import PvschedTest
 
+BOUND_US = 3000
 BOUNDED = ('mode=dynamic,boost-class=fifo,boost-priority=8,'
-           'max-boost-us=3000,cooldown-us=27000')
+           f'max-boost-us={BOUND_US},cooldown-us=27000')
+# The spin guest checks the doorbell's BOOST against the bound.
+SPIN_BOUND = f'bound_us={BOUND_US}'
 TICK_NS = 4_000_000             # HZ=250: one host tick
 # How far past max-boost-us a boost may run: one host tick (the CPU
 # clock's granularity) where KVM is the host's.  In the L1 VM (issue 12)
@@ -293,7 +296,7 @@ class BoundTest(PvschedTest):
         watch) with the guest running.  The caller stops the watch."""
         mine = os.sched_getaffinity(0)
         vcpu_cpu = max(mine)
-        with self.launch_vm('spin', append='ms=2000', smp=2, policy=BOUNDED,
+        with self.launch_vm('spin', append=f'ms=2000 {SPIN_BOUND}', smp=2, policy=BOUNDED,
                             paused=True) as vm:
             tid = vm.vcpu_tids()[0]
             os.sched_setaffinity(tid, {vcpu_cpu})
@@ -424,7 +427,7 @@ class BoundTest(PvschedTest):
         hog = subprocess.Popen([sys.executable, '-c', HOG])
         try:
             os.sched_setaffinity(hog.pid, {cpu})
-            with self.launch_vm('spin', append='ms=8000 io_us=2000', smp=2,
+            with self.launch_vm('spin', append=f'ms=8000 io_us=2000 {SPIN_BOUND}', smp=2,
                                 policy=BOUNDED) as vm:
                 tid = vm.vcpu_tids()[0]
                 os.sched_setaffinity(tid, {cpu})
