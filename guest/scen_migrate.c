@@ -77,13 +77,15 @@ static struct pvsched_area *mig_area(unsigned i)
     return (struct pvsched_area *)mig_pages[i];
 }
 
+/* @after: what the guest did last, so a failure says which check it is. */
 static void mig_expect(struct mig_count *m, struct pvsched_area *a,
-                       uint64_t want)
+                       uint64_t want, const char *after)
 {
     if (pv_status(a) != want) {
         if (!m->bad) {
-            kprintf("INFO migrate step=%u status=%s want=%s\n", m->steps,
-                    pv_status_name(pv_status(a)), pv_status_name(want));
+            kprintf("INFO migrate step=%u after=%s status=%s want=%s\n",
+                    m->steps, after, pv_status_name(pv_status(a)),
+                    pv_status_name(want));
         }
         m->bad++;
     }
@@ -100,16 +102,23 @@ static void mig_step(struct mig_count *m, uint32_t ms)
         m->stale_page = i;
         m->stale_status = st;
     }
-    pv_set_req(a, PVSCHED_REQ_BOOST);
+    /*
+     * Registered with no BOOST pending (the area holds this step's
+     * UNBOOST of a round ago, or nothing), so it must read NORMAL.  A
+     * BOOST pending here could be honoured by any exit before the read,
+     * a signal included: the migration's stop of the source vCPU, the
+     * destination's first KVM_RUN (the spec allows it; seen in L1).
+     */
     m->gp += pv_enable(a);
-    mig_expect(m, a, PVSCHED_STATUS_NORMAL);
+    mig_expect(m, a, PVSCHED_STATUS_NORMAL, "enable");
+    pv_set_req(a, PVSCHED_REQ_BOOST);
     m->gp += pv_doorbell();
-    mig_expect(m, a, PVSCHED_STATUS_BOOSTED);
+    mig_expect(m, a, PVSCHED_STATUS_BOOSTED, "doorbell");
     /* The guest's last write to the page until the next round. */
     pv_set_req(a, PVSCHED_REQ_UNBOOST);
     mig_spin(ms);
     pv_port_exit();
-    mig_expect(m, a, PVSCHED_STATUS_NORMAL);
+    mig_expect(m, a, PVSCHED_STATUS_NORMAL, "port-exit");
     m->steps++;
 }
 
