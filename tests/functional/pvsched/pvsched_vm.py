@@ -331,6 +331,19 @@ def fmt_sched(s):
     return f'{name} nice {nice}'
 
 
+def qemu_wrapper(rtprio=None):
+    """What QEMU runs under: killed with this process (setpriv).  With
+    @rtprio, also as a host that grants RLIMIT_RTPRIO rather than
+    CAP_SYS_NICE runs it (docs/system/pvsched.rst, Permissions): still
+    root, but without CAP_SYS_NICE, with that limit.  Giving the limit
+    needs CAP_SYS_RESOURCE."""
+    wrapper = ['setpriv', '--pdeathsig', 'KILL']
+    if rtprio is None:
+        return wrapper
+    return (['prlimit', f'--rtprio={rtprio}:{rtprio}', '--'] + wrapper +
+            ['--inh-caps', '-sys_nice', '--bounding-set', '-sys_nice', '--'])
+
+
 class GuestMachine(QEMUMachine):
     """QEMU's machine class with what every VM of ours wants: a private
     temporary directory, QEMU killed with this process (setpriv; even by
@@ -338,11 +351,12 @@ class GuestMachine(QEMUMachine):
     port on the machine's console socket, and QEMU's output readable while
     it runs.  Use as a context manager or call close()."""
 
-    def __init__(self, qemu, base_temp_dir=None, log_dir=None, **kwargs):
+    def __init__(self, qemu, base_temp_dir=None, log_dir=None, rtprio=None,
+                 **kwargs):
         self._tmp = tempfile.mkdtemp(prefix='pvsched-', dir=base_temp_dir)
         super().__init__(qemu, base_temp_dir=self._tmp,
                          log_dir=log_dir or self._tmp,
-                         wrapper=['setpriv', '--pdeathsig', 'KILL'], **kwargs)
+                         wrapper=qemu_wrapper(rtprio), **kwargs)
         self.set_machine('pc')
         self.set_console()
 
@@ -374,8 +388,8 @@ class PvschedVM(GuestMachine):
     def __init__(self, scenario, append='', smp=2, cpu=DEFAULT_CPU,
                  policy=DEFAULT_POLICY, device=True, extra=(), paused=False,
                  qemu=None, guest=None, monitors=1, base_temp_dir=None,
-                 log_dir=None, sock_dir=None):
-        super().__init__(qemu or QEMU, base_temp_dir, log_dir,
+                 log_dir=None, sock_dir=None, rtprio=None):
+        super().__init__(qemu or QEMU, base_temp_dir, log_dir, rtprio,
                          qmp_timer=START_TIMEOUT)
         self.add_args(*qemu_args(scenario, append, smp, cpu, policy, device,
                                  extra, guest))
