@@ -8,7 +8,7 @@
 # all of them in one L1 VM), as "run-tests.sh --kvm", and their totals
 # come back in its last line.
 #
-# usage: run-tests.sh [--kvm]
+# usage: run-tests.sh [--kvm [SUITE...] | --prepare-kvm [SUITE...]]
 set -uo pipefail
 . "$(dirname "$0")/pvsched-env.sh"
 top=$(pvsched_top)
@@ -165,6 +165,39 @@ totals() {
     [ "$failed" -eq 0 ]
 }
 
+# What the KVM suites (all, or those named) use is built, and installed,
+# here: an L1 VM has no network, and builds in it would be emulated.
+prepare_kvm() {
+    local suites=" ${*:-$KVM_SUITES} "
+
+    check test-deps bash scripts/install-deps.sh --test
+    if [[ $suites == *" robust "* ]]; then
+        check asan-build bash scripts/build-asan.sh
+    fi
+    if [[ $suites == *" without-pvsched-kvm "* ]]; then
+        check build-without-pvsched build_disabled
+    fi
+    if [[ $suites == *" bench "* ]]; then
+        check bench-build python3 bench/run.py --quick $BENCH_QUICK --build-only
+    fi
+    if [[ $suites == *" linux "* ]]; then
+        check linux-guest-build python3 guest/linux/test.py --build-only
+    fi
+    # The QEMU whose TCG runs the L1 VM, with its fixes (scripts/l1).
+    if [ "$PVSCHED_KVM_WHERE" = l1 ]; then
+        check l1-qemu-build bash scripts/l1/build-qemu.sh
+    fi
+}
+
+# "run-tests.sh --prepare-kvm SUITE...": only that (scripts/soak.sh).
+if [ "${1:-}" = --prepare-kvm ]; then
+    shift
+    pvsched_kvm_where
+    prepare_kvm "$@"
+    totals "prepare-kvm: "
+    exit
+fi
+
 if [ "${1:-}" = --kvm ]; then
     shift
     # shellcheck disable=SC2086
@@ -195,17 +228,7 @@ suite_kvm() {
 pvsched_kvm_where
 log "KVM suites run $([ "$PVSCHED_KVM_WHERE" = host ] && echo "on this host" ||
     echo "in an L1 VM"): $PVSCHED_KVM_WHY"
-# What the KVM suites run is built, and what they use is installed, here:
-# an L1 VM has no network, and builds in it would be emulated.
-check test-deps bash scripts/install-deps.sh --test
-check asan-build bash scripts/build-asan.sh
-check build-without-pvsched build_disabled
-check bench-build python3 bench/run.py --quick $BENCH_QUICK --build-only
-check linux-guest-build python3 guest/linux/test.py --build-only
-# The QEMU whose TCG runs the L1 VM, with its fixes (scripts/l1).
-if [ "$PVSCHED_KVM_WHERE" = l1 ]; then
-    check l1-qemu-build bash scripts/l1/build-qemu.sh
-fi
+prepare_kvm
 suite_unit
 # A minute of coverage-guided fuzzing of what a guest controls (the
 # documented long run is scripts/fuzz.sh --runs 10000000).

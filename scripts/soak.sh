@@ -30,6 +30,10 @@ while [ $# -gt 0 ]; do
 done
 
 if [ -z "$inner" ]; then
+    # Built before the hogs start, as make check builds before its KVM
+    # suites: a suite whose build is missing would fail every round.
+    bash scripts/run-tests.sh --prepare-kvm "$@" ||
+        die "soak: what the suites need could not be built (see above)"
     out=$top/build/soak
     rm -rf "$out"
     mkdir -p "$out"
