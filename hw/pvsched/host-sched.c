@@ -72,10 +72,15 @@ static int host_set(const PvschedSchedAttr *attr, void *opaque)
 
     int ret = syscall(SYS_sched_setattr, 0, &k, 0) < 0 ? -errno : 0;
 
-    /* Which thread changed, and in which order: see the policy changes. */
-    trace_pvsched_sched_set(qemu_get_thread_id(),
-                            pvsched_policy_name(attr->policy),
-                            attr->priority, ret);
+    /*
+     * Which thread changed, and in which order: see the policy changes.
+     * Asking for the thread id is a system call: only when tracing.
+     */
+    if (trace_event_get_state_backends(TRACE_PVSCHED_SCHED_SET)) {
+        trace_pvsched_sched_set(qemu_get_thread_id(),
+                                pvsched_policy_name(attr->policy),
+                                attr->priority, ret);
+    }
     return ret;
 }
 
