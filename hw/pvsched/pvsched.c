@@ -21,6 +21,7 @@
 #include "system/kvm.h"
 #include "system/qtest.h"
 #include "system/reset.h"
+#include "system/runstate.h"
 #include "target/i386/cpu.h"
 #include "target/i386/kvm/kvm_i386.h"
 #include "pvsched/kvm-hook.h"
@@ -119,7 +120,26 @@ static void pvsched_policy_changed(Notifier *n, void *data)
     CPUState *cs;
 
     CPU_FOREACH(cs) {
+        pvsched_vcpu_forget_own(vcpu_of(cs));
         run_on_cpu(cs, pvsched_apply_on_vcpu, RUN_ON_CPU_NULL);
+    }
+}
+
+/*
+ * libvirt sets vcpusched with the vCPUs paused, at start and at hot-plug,
+ * and an administrator's chrt is safest there too: each resume has every
+ * vCPU read its thread's own attributes again at its next boost.
+ */
+static void pvsched_vm_state_change(void *opaque, bool running,
+                                    RunState state)
+{
+    PvschedState *s = opaque;
+    unsigned i;
+
+    if (running) {
+        for (i = 0; i < s->nr_vcpus; i++) {
+            pvsched_vcpu_forget_own(&s->vcpus[i]);
+        }
     }
 }
 
@@ -276,6 +296,7 @@ static void pvsched_realize(DeviceState *dev, Error **errp)
     }
     s->policy_changed.notify = pvsched_policy_changed;
     pvsched_policy_add_change_notifier(s->policy, &s->policy_changed);
+    qemu_add_vm_change_state_handler(pvsched_vm_state_change, s);
     /*
      * The vCPU threads exist already: they take the policy (static mode
      * boosts them) before they first enter the guest.

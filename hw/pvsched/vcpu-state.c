@@ -81,6 +81,33 @@ static bool bounds(const PvschedVcpuState *st, const PvschedBoostConfig *cfg)
     return st->status != PVSCHED_STATUS_DISABLED && cfg->max_boost_ns;
 }
 
+void pvsched_state_forget_own(PvschedVcpuState *st)
+{
+    st->own_known = false;
+}
+
+/*
+ * What unboost must give back is whatever libvirt's vcpusched or chrt set
+ * last, so it is read from the thread, but not at every boost: a
+ * doorbell's cost is its system calls, and the thread's attributes change
+ * only where the host acts.  They are read at the first boost after the
+ * guest registers, after each of the host's own steps that the caller
+ * reports (pvsched_state_forget_own(): the VM resumes, the policy
+ * changes) and after a refused boost.  Only ever read unboosted: then the
+ * thread has its own attributes, not ours.
+ */
+static int learn_own(PvschedVcpuState *st, const PvschedBackend *be)
+{
+    int ret;
+
+    if (st->own_known) {
+        return 0;
+    }
+    ret = be->get(&st->own, be->opaque);
+    st->own_known = ret == 0;
+    return ret;
+}
+
 static int boost(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
                  const PvschedBackend *be)
 {
@@ -88,14 +115,11 @@ static int boost(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
     PvschedSchedAttr saved;
     int ret, err;
 
-    /*
-     * Found now, not at start-up: whatever libvirt's vcpusched or chrt
-     * set since is what unboost must give back.
-     */
-    ret = be->get(&saved, be->opaque);
+    ret = learn_own(st, be);
     if (ret < 0) {
         return ret;
     }
+    saved = st->own;
     /*
      * The bound's kernel half first: whatever delays the thread between
      * the two, a page fault or a preemption, then never runs real-time
@@ -107,6 +131,7 @@ static int boost(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
     ret = be->set(&attr, be->opaque);
     if (ret < 0) {
         pvsched_state_arm_backstop(st, be, 0, &err);
+        pvsched_state_forget_own(st);
         return ret;
     }
     /* A clamp-only boost is undone by setting the clamps back, only. */
@@ -149,6 +174,7 @@ static int unboost(PvschedVcpuState *st, const PvschedBackend *be)
 
         if (pvsched_sched_set_lower(be, &other) == 0) {
             st->saved = other;
+            st->own = other;
         } else {
             return ret;
         }
@@ -203,6 +229,8 @@ bool pvsched_state_enable(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
     /* Re-registering moves the area; a guest-driven boost is dropped. */
     bool changed = pvsched_state_disable(st, cfg, be);
 
+    pvsched_state_forget_own(st);
+
     return set_status(st, st->boosted ? PVSCHED_STATUS_BOOSTED :
                                         PVSCHED_STATUS_NORMAL) || changed;
 }
@@ -226,6 +254,7 @@ bool pvsched_state_restore(PvschedVcpuState *st, const PvschedBoostConfig *cfg)
 {
     bool keep = st->boosted && cfg->mode == PVSCHED_STATE_STATIC;
 
+    pvsched_state_forget_own(st);
     return set_status(st, keep ? PVSCHED_STATUS_BOOSTED :
                                  PVSCHED_STATUS_NORMAL);
 }

@@ -409,6 +409,7 @@ static void vcpu_thread_exit(Notifier *n, void *data)
     v->kick_retry_ns = 0;
     v->lag_ns = 0;
     v->bound_due = false;
+    v->own_stale = false;
     v->policing = false;
     v->policed_ns = 0;
     v->policed_boosts = 0;
@@ -435,6 +436,20 @@ static void bind_thread(PvschedVcpu *v)
     }
 }
 
+void pvsched_vcpu_forget_own(PvschedVcpu *v)
+{
+    qatomic_set(&v->own_stale, true);
+}
+
+/* On the vCPU thread, the only one that writes its state. */
+static void take_own_stale(PvschedVcpu *v)
+{
+    if (unlikely(qatomic_read(&v->own_stale))) {
+        qatomic_set(&v->own_stale, false);
+        pvsched_state_forget_own(&v->st);
+    }
+}
+
 static void apply(PvschedVcpu *v, bool check_bound)
 {
     PvschedBoostConfig cfg, aimed;
@@ -448,6 +463,7 @@ static void apply(PvschedVcpu *v, bool check_bound)
     bool changed;
 
     bind_thread(v);
+    take_own_stale(v);
     pvsched_policy_get_config(v->policy, &cfg);
     /*
      * The state machine throttles where the bound checks kick; it reads

@@ -32,7 +32,9 @@ typedef struct PvschedBoostConfig {
 typedef struct PvschedVcpuState {
     uint64_t status;            /* PVSCHED_STATUS_*, as the guest sees it */
     bool boosted;               /* the thread runs with the boost applied */
-    PvschedSchedAttr saved;     /* the thread's own attributes, at boost */
+    PvschedSchedAttr own;       /* the thread's own attributes... */
+    bool own_known;             /* ...as read since it was last forgotten */
+    PvschedSchedAttr saved;     /* what unboost gives back */
     PvschedSchedAttr applied;   /* what the thread has now, as we set it */
     int64_t boost_cpu_ns;       /* thread CPU clock when boosted */
     bool bounded;               /* the boost is under max_boost_ns... */
@@ -113,6 +115,12 @@ bool pvsched_state_exit(PvschedVcpuState *st, const PvschedBoostConfig *cfg,
 bool pvsched_state_arm_backstop(PvschedVcpuState *st,
                                 const PvschedBackend *be, int64_t ns,
                                 int *ret);
+
+/*
+ * The thread's own attributes may have changed from outside: read them
+ * again at the next boost.  Called where the host acts on the VM.
+ */
+void pvsched_state_forget_own(PvschedVcpuState *st);
 
 const char *pvsched_status_name(uint64_t status);
 

@@ -41,6 +41,7 @@ typedef struct PvschedVcpu {
     int64_t kick_retry_ns;      /* next resend of a kick; main loop */
     int64_t lag_ns;             /* kick to throttle, learned; vCPU thread */
     bool bound_due;             /* main loop to vCPU: check the bound */
+    bool own_stale;             /* main loop to vCPU: read own attributes */
     bool policing;              /* vCPU armed the bound for this boost */
     int64_t policed_ns;         /* ...and for this max_boost_ns */
     uint64_t policed_boosts;    /* st.boosts when last policed */
@@ -85,6 +86,13 @@ bool pvsched_vcpu_restore(PvschedVcpu *v, uint64_t val, clockid_t cpu_clock,
  */
 bool pvsched_vcpu_unsettled(PvschedVcpu *v);
 void pvsched_vcpu_settle(PvschedVcpu *v);
+
+/*
+ * From any thread: the host acted on the VM (a resume, a policy change),
+ * and may have changed the vCPU thread's attributes from outside.  Its
+ * next boost reads them again; see pvsched_state_forget_own().
+ */
+void pvsched_vcpu_forget_own(PvschedVcpu *v);
 
 /* Apply the policy and the guest's boost_req now, bound included. */
 void pvsched_vcpu_apply(PvschedVcpu *v);

@@ -1488,6 +1488,45 @@ static bool object_exists(QTestState *qts, const char *path)
 }
 
 /*
+ * A vCPU reads its thread's own attributes once, not at every boost; the
+ * VM's resume has it read them again.  Without stop/cont, a change made
+ * from outside is undone by the next unboost (as documented); with them,
+ * the unboost gives it back.
+ */
+static void test_own_attributes_at_resume(void)
+{
+    QTestState *qts = qtest_init(QTEST_VM);
+    int tid = vcpu_tid(qts, 0);
+
+    g_assert_true(wrmsr(qts, 0, AREA0 | MSR_ENABLE));
+    qtest_writeb(qts, AREA0 + 8, REQ_BOOST);
+    vm_exit(qts, 0);
+    assert_thread(tid, "fifo/8");
+    qtest_writeb(qts, AREA0 + 8, REQ_UNBOOST);
+    vm_exit(qts, 0);
+    assert_thread(tid, "other/0");
+
+    g_assert_cmpint(set_thread_fifo(tid, 3), ==, 0);
+    qtest_writeb(qts, AREA0 + 8, REQ_BOOST);
+    vm_exit(qts, 0);
+    qtest_writeb(qts, AREA0 + 8, REQ_UNBOOST);
+    vm_exit(qts, 0);
+    assert_thread(tid, "other/0");
+
+    g_assert_cmpint(set_thread_fifo(tid, 3), ==, 0);
+    qtest_qmp_assert_success(qts, "{'execute': 'stop'}");
+    qtest_qmp_assert_success(qts, "{'execute': 'cont'}");
+    qtest_writeb(qts, AREA0 + 8, REQ_BOOST);
+    vm_exit(qts, 0);
+    assert_thread(tid, "fifo/8");
+    qtest_writeb(qts, AREA0 + 8, REQ_UNBOOST);
+    vm_exit(qts, 0);
+    assert_thread(tid, "fifo/3");
+    assert_vcpu(qts, 0, "normal", "fifo", 3);
+    qtest_quit(qts);
+}
+
+/*
  * To make one thread's change fail, deterministically, from outside QEMU,
  * whichever way this host allows:
  * - a cpu cgroup (v1, with RT group scheduling) without real-time
@@ -2461,6 +2500,8 @@ int main(int argc, char **argv)
                    test_static_from_start);
     qtest_add_func("/pvsched/msr/rules", test_msr_rules);
     qtest_add_func("/pvsched/msr/boost", test_boost_through_the_area);
+    qtest_add_func("/pvsched/msr/own-attributes-at-resume",
+                   test_own_attributes_at_resume);
     qtest_add_func("/pvsched/msr/ram-end", test_msr_ram_end);
     qtest_add_func("/pvsched/msr/unplugged-virtio-mem",
                    test_msr_unplugged_virtio_mem);

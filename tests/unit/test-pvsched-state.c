@@ -180,16 +180,71 @@ static void test_unboost_restores_own_attributes(Fixture *f,
     g_assert_cmpint(f->st.boosted_cpu_ns, ==, 500 * US);
 }
 
-static void test_attributes_found_at_each_boost(Fixture *f, gconstpointer d)
+/* One sched_getattr() per registration, not one per boost. */
+static void test_attributes_read_once(Fixture *f, gconstpointer data)
+{
+    int i;
+
+    enable_and_boost(f);
+    for (i = 0; i < 5; i++) {
+        g_assert_true(update(f, PVSCHED_REQ_UNBOOST));
+        assert_thread_is_batch_nice5(f);
+        g_assert_true(update(f, PVSCHED_REQ_BOOST));
+    }
+    g_assert_cmpint(f->t.gets, ==, 1);
+    g_assert_cmpuint(f->st.boosts, ==, 6);
+}
+
+/* Someone (chrt, libvirt) changes the thread between two boosts. */
+static void change_from_outside(Fixture *f)
+{
+    f->t.attr = (PvschedSchedAttr) { .policy = SCHED_OTHER, .nice = -3 };
+}
+
+static void assert_thread_is_other_nice_minus3(Fixture *f)
+{
+    g_assert_cmpuint(f->t.attr.policy, ==, SCHED_OTHER);
+    g_assert_cmpint(f->t.attr.nice, ==, -3);
+}
+
+/* What the host does to the VM (resume, policy change) says: read again. */
+static void test_attributes_read_after_forget(Fixture *f, gconstpointer d)
 {
     enable_and_boost(f);
     update(f, PVSCHED_REQ_UNBOOST);
-    /* Someone (chrt, libvirt) changes the thread between two boosts. */
-    f->t.attr = (PvschedSchedAttr) { .policy = SCHED_OTHER, .nice = -3 };
+    change_from_outside(f);
+    pvsched_state_forget_own(&f->st);
     update(f, PVSCHED_REQ_BOOST);
     update(f, PVSCHED_REQ_UNBOOST);
-    g_assert_cmpuint(f->t.attr.policy, ==, SCHED_OTHER);
-    g_assert_cmpint(f->t.attr.nice, ==, -3);
+    assert_thread_is_other_nice_minus3(f);
+    g_assert_cmpint(f->t.gets, ==, 2);
+}
+
+/* So does a registration: libvirt's vcpusched predates the guest's. */
+static void test_attributes_read_at_registration(Fixture *f, gconstpointer d)
+{
+    enable_and_boost(f);
+    update(f, PVSCHED_REQ_UNBOOST);
+    change_from_outside(f);
+    pvsched_state_enable(&f->st, &f->cfg, &f->be);
+    update(f, PVSCHED_REQ_BOOST);
+    update(f, PVSCHED_REQ_UNBOOST);
+    assert_thread_is_other_nice_minus3(f);
+}
+
+/* And a refused boost: what refused it may have changed the thread too. */
+static void test_attributes_read_after_failure(Fixture *f, gconstpointer d)
+{
+    enable_and_boost(f);
+    update(f, PVSCHED_REQ_UNBOOST);
+    change_from_outside(f);
+    f->t.fail_set = -EPERM;
+    f->t.fail_set_count = 1;
+    update(f, PVSCHED_REQ_BOOST);
+    g_assert_cmpuint(f->st.status, ==, PVSCHED_STATUS_NORMAL);
+    update(f, PVSCHED_REQ_BOOST);
+    update(f, PVSCHED_REQ_UNBOOST);
+    assert_thread_is_other_nice_minus3(f);
 }
 
 static void test_undefined_request_changes_nothing(Fixture *f,
@@ -553,7 +608,11 @@ int main(int argc, char **argv)
     ADD("enable-is-normal", test_enable_is_normal);
     ADD("boost-fifo-reset-on-fork", test_boost_sets_fifo_with_reset_on_fork);
     ADD("unboost-restores-own", test_unboost_restores_own_attributes);
-    ADD("attributes-found-at-boost", test_attributes_found_at_each_boost);
+    ADD("attributes-read-once", test_attributes_read_once);
+    ADD("attributes-read-after-forget", test_attributes_read_after_forget);
+    ADD("attributes-read-at-registration",
+        test_attributes_read_at_registration);
+    ADD("attributes-read-after-failure", test_attributes_read_after_failure);
     ADD("undefined-request", test_undefined_request_changes_nothing);
     ADD("boost-failure", test_boost_failure_stays_normal);
     ADD("unboost-failure-fallback", test_unboost_failure_falls_back_to_other);

@@ -29,6 +29,7 @@ static struct {
     int64_t cpu_ns;         /* the vCPU thread's CPU clock */
     int64_t now_ns;
     int cpu_reads;          /* of the CPU clock, from any thread */
+    int gets;               /* reads of the thread's own attributes */
     bool thread_gone;       /* its CPU clock reads fail, as for a dead tid */
     bool cpu_unplugged;     /* qemu_get_cpu() finds nothing */
     int kicks;
@@ -51,6 +52,7 @@ static CPUState fake_cpu;
 static int fake_get(PvschedSchedAttr *attr, void *opaque)
 {
     g_assert_false(w.off_thread);
+    w.gets++;
     *attr = w.attr;
     return 0;
 }
@@ -716,6 +718,35 @@ static void test_doorbell_evaluated_once(void)
     g_assert_cmpuint(w.area.boost_status, ==, PVSCHED_STATUS_BOOSTED);
 }
 
+/*
+ * The thread's own attributes are read once, not at every boost; after the
+ * host acts on the VM (a resume, a policy change: from the main loop) the
+ * next boost reads them again, and gives back what was set from outside.
+ */
+static void test_own_attributes_forgotten_by_host(void)
+{
+    const PvschedSchedAttr outside = { .policy = SCHED_BATCH, .nice = 7 };
+    int i;
+
+    setup();
+    enable_and_boost();
+    for (i = 0; i < 3; i++) {
+        guest_exit(PVSCHED_REQ_UNBOOST);
+        guest_exit(PVSCHED_REQ_BOOST);
+    }
+    g_assert_cmpint(w.gets, ==, 1);
+    guest_exit(PVSCHED_REQ_UNBOOST);
+
+    w.attr = outside;
+    pvsched_vcpu_forget_own(&vcpu);
+    guest_exit(PVSCHED_REQ_BOOST);
+    g_assert_cmpuint(w.attr.policy, ==, SCHED_FIFO);
+    guest_exit(PVSCHED_REQ_UNBOOST);
+    g_assert_cmpint(w.gets, ==, 2);
+    g_assert_cmpuint(w.attr.policy, ==, SCHED_BATCH);
+    g_assert_cmpint(w.attr.nice, ==, 7);
+}
+
 static void *vcpu_thread_boosts_and_exits(void *opaque)
 {
     enable_and_boost();
@@ -899,6 +930,8 @@ int main(int argc, char **argv)
                     test_exit_reads_no_clock);
     g_test_add_func("/pvsched/vcpu/doorbell/evaluated-once",
                     test_doorbell_evaluated_once);
+    g_test_add_func("/pvsched/vcpu/own-attributes-forgotten-by-host",
+                    test_own_attributes_forgotten_by_host);
     g_test_add_func("/pvsched/vcpu/unplug/thread-exit-tears-down",
                     test_thread_exit_tears_down);
     g_test_add_func("/pvsched/vcpu/unplug/bound-check-after",
