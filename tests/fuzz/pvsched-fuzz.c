@@ -98,6 +98,10 @@ static struct {
     int warnings;               /* since the thread started */
     bool guest_wrote_status;    /* since the host last published it */
     bool off_thread;            /* reset, restore: no backend call */
+    bool outside;               /* changed by chrt since pvsched set it */
+    bool forgotten;             /* ...and the host said so since */
+    PvschedSchedAttr pre_boost; /* the thread's attributes at its boost */
+    bool strict;                /* the unboost must give them back */
     PvschedBoostConfig cfg;
 } w;
 
@@ -120,6 +124,26 @@ static bool is_rt(uint32_t policy)
 {
     return policy == SCHED_FIFO || policy == SCHED_RR ||
            policy == PVSCHED_SCHED_DEADLINE;
+}
+
+/*
+ * A boost, then its unboost: the unboost gives back the attributes the
+ * thread had at the boost (flags aside: RESET_ON_FORK may stay).  Not
+ * required when chrt changed the thread since pvsched last read it and
+ * the host has not said so: that unboost gives back what was read before
+ * (docs/system/pvsched.rst).  The fake kernel refuses no give-back that
+ * unboost's fallback to plain SCHED_OTHER would then get through.
+ */
+static void check_give_back(const PvschedSchedAttr *attr)
+{
+    if (is_rt(attr->policy) && !is_rt(w.attr.policy)) {
+        w.pre_boost = w.attr;
+        w.strict = !w.outside || w.forgotten;
+    } else if (!is_rt(attr->policy) && is_rt(w.attr.policy) && w.strict) {
+        CHECK(attr->policy == w.pre_boost.policy &&
+              attr->nice == w.pre_boost.nice &&
+              attr->priority == w.pre_boost.priority);
+    }
 }
 
 static int fake_get(PvschedSchedAttr *attr, void *opaque)
@@ -155,7 +179,9 @@ static int fake_set(const PvschedSchedAttr *attr, void *opaque)
     case PERM_DENIED:
         return -EPERM;
     }
+    check_give_back(attr);
     w.attr = *attr;
+    w.outside = false;
     return 0;
 }
 
@@ -430,7 +456,7 @@ static void check_state(void)
         CHECK((st->status == PVSCHED_STATUS_BOOSTED) == st->boosted);
     }
     /* What QEMU thinks the thread has is what the thread has... */
-    CHECK(attr_equal(&st->applied, &w.attr));
+    CHECK(w.outside || attr_equal(&st->applied, &w.attr));
     /* ...and boosted means at the policy's boost attributes. */
     CHECK(st->boosted == is_rt(w.attr.policy));
     CHECK(!st->boosted || w.attr.flags & PVSCHED_FLAG_RESET_ON_FORK);
@@ -712,10 +738,22 @@ static const PvschedSchedAttr boost_attrs[] = {
       .deadline = 5 * MS, .period = 10 * MS },
 };
 
-/* pvsched-set-policy: the notifier applies it on every vCPU thread. */
+/* The VM resumes, or the policy changes: the main loop tells the vCPU. */
+static void forget_own(void)
+{
+    pvsched_vcpu_forget_own(&vcpu);
+    w.forgotten = true;
+}
+
+/*
+ * pvsched-set-policy: the notifier has every vCPU thread read its own
+ * attributes again and apply the policy.
+ */
 static void set_policy(uint8_t mode, uint8_t sel)
 {
     uint64_t gpa = area_gpa(&vcpu.area);
+
+    forget_own();
 
     w.cfg = (PvschedBoostConfig) {
         .mode = mode % 3,
@@ -821,6 +859,23 @@ static void thread_exit(void)
  * the retried kicks have backed off (to 10 ms) by the time the
  * permission comes back: that boost may overrun by this much more.
  */
+/*
+ * An administrator's chrt on the unboosted thread (a boosted one is
+ * pvsched's until it unboosts): SCHED_OTHER or SCHED_BATCH, any nice.
+ */
+static void chrt(uint8_t b)
+{
+    if (vcpu.st.boosted) {
+        return;
+    }
+    w.attr = (PvschedSchedAttr) {
+        .policy = b & 1 ? SCHED_BATCH : SCHED_OTHER,
+        .nice = (b >> 1) % 40 - 20,
+    };
+    w.outside = true;
+    w.forgotten = false;
+}
+
 static void set_perm(int perm)
 {
     PvschedVcpuState *st = &vcpu.st;
@@ -898,12 +953,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 enum {
     OP_EXIT, OP_REQ, OP_SCRIBBLE, OP_MSR_AIMED, OP_MSR_RAW, OP_DISABLE,
     OP_DOORBELL, OP_RUN, OP_HALT, OP_POLICY, OP_RESET, OP_PERM,
-    OP_UNPLUG, OP_RESTORE, OP_STALL, OP_NR
+    OP_UNPLUG, OP_RESTORE, OP_STALL, OP_CHRT, OP_FORGET, OP_NR
 };
 static const size_t op_len[OP_NR] = {
     [OP_REQ] = 1, [OP_SCRIBBLE] = 3, [OP_MSR_AIMED] = 4, [OP_MSR_RAW] = 8,
     [OP_RUN] = 1, [OP_HALT] = 1, [OP_POLICY] = 2, [OP_PERM] = 1,
-    [OP_RESTORE] = 4,
+    [OP_RESTORE] = 4, [OP_CHRT] = 1,
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -979,6 +1034,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         case OP_RESTORE:
             restore(aimed_msr(p));
+            break;
+        case OP_CHRT:
+            chrt(p[0]);
+            break;
+        case OP_FORGET:
+            forget_own();
             break;
         }
         look_at_timers();
