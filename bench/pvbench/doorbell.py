@@ -70,6 +70,6 @@ def analyse(runs, tsc_khz, loops):
         ['operation', 'cycles: median [min..max] of runs', 'us',
          'p90 cycles', 'x plain MSR exit [min..max]'],
         rows,
-        'Target: a state-changing doorbell within 1.5x of a plain '
+        'Target: a state-changing doorbell within 1.3x of a plain '
         'userspace MSR exit.')
     return res
