@@ -18,7 +18,8 @@
 #
 # For experiments: PVSCHED_L1_TCG_THREAD (multi|single),
 # PVSCHED_L1_APPEND (more L1 kernel arguments), PVSCHED_L1_MEM,
-# PVSCHED_L1_NICE, PVSCHED_L1_QEMU (another QEMU binary to run L1 with).
+# PVSCHED_L1_NICE, PVSCHED_L1_QEMU (another QEMU binary to run L1 with),
+# PVSCHED_L1_ICOUNT (-icount's options: deterministic time).
 set -euo pipefail
 . "$(dirname "$0")/../pvsched-env.sh"
 
@@ -34,6 +35,14 @@ nice=${PVSCHED_L1_NICE:--19}
 # charges each CPU's time off to whichever thread runs on the other, and
 # the bound test sees 13 ms of "CPU time" for a 3 ms bound.
 tcg_thread=${PVSCHED_L1_TCG_THREAD:-multi}
+# Deterministic time, for micro-benchmarks timed by the guest: with
+# -icount (e.g. PVSCHED_L1_ICOUNT=shift=0,sleep=off) L1's clocks, and
+# so L2's TSC, count instructions instead of the host's busy seconds.
+# It needs one TCG thread; the CPU-time caveat above applies.
+icount=${PVSCHED_L1_ICOUNT:-}
+if [ -n "$icount" ]; then
+    tcg_thread=single
+fi
 # No transparent huge pages in L1: with them, runs of the ASan tests
 # under load corrupted memory, in L2 (a guest #UD at eip=3, a vCPU gone
 # silent) and in L1 itself ("Kernel panic - not syncing: corrupted stack
@@ -130,6 +139,9 @@ args=(-accel tcg,thread="$tcg_thread" -M pc -cpu EPYC,+svm,+npt -smp 2 -m "$mem"
       -serial "file:$run/console.log"
       -d guest_errors -D "$run/qemu-debug.log"
       -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap)
+if [ -n "$icount" ]; then
+    args+=(-icount "$icount")
+fi
 for i in "${!rw[@]}"; do
     args+=(-virtfs "local,path=${rw[$i]},mount_tag=rw$i,security_model=none,multidevs=remap")
 done
