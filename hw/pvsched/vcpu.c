@@ -293,7 +293,7 @@ static void police_cooldown(PvschedVcpu *v)
 
 void pvsched_vcpu_init(PvschedVcpu *v, int index, PvschedPolicy *policy)
 {
-    *v = (PvschedVcpu) { .index = index, .policy = policy };
+    *v = (PvschedVcpu) { .index = index, .policy = policy, .quiet_req = -1 };
     pvsched_state_init(&v->st);
     v->bound_timer = timer_new_ns(QEMU_CLOCK_REALTIME, bound_check, v);
     v->cooldown_timer = timer_new_ns(QEMU_CLOCK_REALTIME, cooldown_end, v);
@@ -414,6 +414,7 @@ static void vcpu_thread_exit(Notifier *n, void *data)
     v->policed_ns = 0;
     v->policed_boosts = 0;
     v->policed_bounded = false;
+    v->quiet_req = -1;
     v->warned = false;
     v->exit_watched = false;
     if (registered) {
@@ -448,6 +449,23 @@ static void take_own_stale(PvschedVcpu *v)
         qatomic_set(&v->own_stale, false);
         pvsched_state_forget_own(&v->st);
     }
+}
+
+/*
+ * An exit that found nothing to do will find nothing again with the same
+ * request, until something else moves: time only matters to a THROTTLED
+ * vCPU (the cooldown) or to the bound, whose checks come as kicks
+ * (@interrupted) or bound_due; a refused change retries at every exit;
+ * a policy change applies on each vCPU itself; the MSR, reset, restore
+ * and settle forget the quiet request.  So most exits of a registered
+ * guest, the doorbell with req NONE included, skip the state machine.
+ */
+static bool settled(PvschedVcpu *v, bool changed, uint64_t old,
+                    uint64_t throttles)
+{
+    return !changed && v->st.status == old && !v->st.last_error &&
+           v->st.throttles == throttles &&
+           (old == PVSCHED_STATUS_NORMAL || old == PVSCHED_STATUS_BOOSTED);
 }
 
 static void apply(PvschedVcpu *v, bool check_bound)
@@ -485,6 +503,7 @@ static void apply(PvschedVcpu *v, bool check_bound)
     if (v->st.status == PVSCHED_STATUS_THROTTLED) {
         police_cooldown(v);
     }
+    v->quiet_req = settled(v, changed, old, throttles) ? req : -1;
 }
 
 void pvsched_vcpu_apply(PvschedVcpu *v)
@@ -505,6 +524,10 @@ void pvsched_vcpu_exit(PvschedVcpu *v, bool interrupted)
          */
         smp_mb();
         check_bound = true;
+    }
+    if (!check_bound &&
+        pvsched_area_boost_req(&v->area) == v->quiet_req) {
+        return;
     }
     apply(v, check_bound);
 }
@@ -545,6 +568,7 @@ static bool enable(PvschedVcpu *v, uint64_t *msr, uint64_t val)
     if (v->area.hva) {
         disable(v, true);
     }
+    v->quiet_req = -1;
     v->area = area;
     qatomic_set(msr, val);
     /* On the vCPU thread: the clock the main loop polices the bound with. */
@@ -577,6 +601,7 @@ static bool msr_register(PvschedVcpu *v, uint64_t *msr, uint64_t val)
 
     if (val == PVSCHED_MSR_DISABLE) {
         trace_pvsched_msr_disable(v->index);
+        v->quiet_req = -1;
         if (v->area.hva) {
             disable(v, true);
         }
@@ -618,6 +643,7 @@ void pvsched_vcpu_reset(PvschedVcpu *v)
     PvschedBoostConfig cfg;
     uint64_t old = v->st.status;
     bool registered = v->area.hva;
+    v->quiet_req = -1;
 
     trace_pvsched_reset(v->index, registered);
     pvsched_policy_get_config(v->policy, &cfg);
@@ -655,6 +681,7 @@ bool pvsched_vcpu_restore(PvschedVcpu *v, uint64_t val, clockid_t cpu_clock,
         /* Loaded over a registration that no reset ended: end it. */
         pvsched_vcpu_reset(v);
     }
+    v->quiet_req = -1;
     v->area = area;
     qatomic_set(&v->cpu_clock, cpu_clock);
     /*
@@ -690,6 +717,7 @@ void pvsched_vcpu_settle(PvschedVcpu *v)
     if (!pvsched_state_unsettled(&v->st, &cfg)) {
         return;
     }
+    v->quiet_req = -1;
     trace_pvsched_settle(v->index, pvsched_status_name(old));
     changed = pvsched_state_settle(&v->st, &cfg, backend);
     publish(v, changed, old, 0);

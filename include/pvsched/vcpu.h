@@ -46,6 +46,7 @@ typedef struct PvschedVcpu {
     int64_t policed_ns;         /* ...and for this max_boost_ns */
     uint64_t policed_boosts;    /* st.boosts when last policed */
     bool policed_bounded;       /* st.bounded when last policed */
+    int quiet_req;              /* boost_req an exit may skip, or -1 */
     clockid_t cpu_clock;        /* the vCPU thread's CPU-time clock */
     bool exit_watched;          /* thread_exit is on the thread's list */
     Notifier thread_exit;       /* tears the state down with the thread */
